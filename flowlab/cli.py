@@ -1,0 +1,134 @@
+"""The ``flowlab`` command: run the labs, regenerate them from the solutions, grade submissions."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+__all__ = ["main"]
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _solution(name: str, solutions: Path) -> Path:
+    path = Path(name)
+    if path.suffix == ".ipynb" and path.exists():
+        return path
+    matches = sorted(solutions.glob(f"*{name}*.ipynb"))
+    if len(matches) != 1:
+        known = ", ".join(p.stem for p in sorted(solutions.glob("*.ipynb"))) or "none"
+        raise SystemExit(f"flowlab: no single solution matches {name!r} (solutions: {known})")
+    return matches[0]
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    import nbformat
+
+    from flowlab.execute import NotebookError, execute_notebook, save_figures
+
+    out = Path(args.out)
+    names = args.labs or ["02_two_moons"]
+    for name in names:
+        path = _solution(name, Path(args.solutions))
+        mode = "fast" if args.fast else "full"
+        print(f"flowlab: running {path} ({mode} mode) ...", flush=True)
+        start = time.perf_counter()
+        try:
+            notebook = execute_notebook(path, fast=args.fast, timeout=args.timeout)
+        except NotebookError as err:
+            print(f"flowlab: {err}", file=sys.stderr)
+            return 1
+        seconds = time.perf_counter() - start
+        out.mkdir(parents=True, exist_ok=True)
+        executed = out / path.name
+        nbformat.write(notebook, executed)
+        figures = save_figures(notebook, out, path.stem)
+        print(f"flowlab: {path.stem} ran in {seconds:.0f} s; wrote {executed} and {len(figures)} figures in {out}/")
+    return 0
+
+
+def _cmd_execute(args: argparse.Namespace) -> int:
+    import nbformat
+
+    from flowlab.execute import NotebookError, execute_notebook
+
+    for name in args.notebooks:
+        path = Path(name)
+        start = time.perf_counter()
+        try:
+            notebook = execute_notebook(path, fast=args.fast, timeout=args.timeout)
+        except NotebookError as err:
+            print(f"flowlab: {err}", file=sys.stderr)
+            return 1
+        nbformat.write(notebook, path)
+        print(f"flowlab: executed {path} in {time.perf_counter() - start:.0f} s")
+    return 0
+
+
+def _cmd_make_labs(args: argparse.Namespace) -> int:
+    from flowlab.labs import LabSyntaxError, stale_labs, write_labs
+
+    try:
+        if args.check:
+            stale = stale_labs(args.solutions, args.labs)
+            for path in stale:
+                print(f"flowlab: {path} is out of date: run `flowlab make-labs`", file=sys.stderr)
+            return 1 if stale else 0
+        for path in write_labs(args.solutions, args.labs):
+            print(f"flowlab: wrote {path}")
+    except LabSyntaxError as err:
+        print(f"flowlab: {err}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _cmd_grade(args: argparse.Namespace) -> int:
+    from flowlab import grading
+
+    return grading.main(args)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="flowlab", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    run = sub.add_parser("run", help="execute solution notebooks end to end and save their figures")
+    run.add_argument("labs", nargs="*", help="lab names or notebook paths (default: 02_two_moons)")
+    run.add_argument("--fast", action="store_true", help="fast mode: fewer epochs and points")
+    run.add_argument("--out", default="runs", help="folder for the executed notebook and figures")
+    run.add_argument("--solutions", default=str(ROOT / "solutions"))
+    run.add_argument("--timeout", type=int, default=1800, help="seconds per cell")
+    run.set_defaults(func=_cmd_run)
+
+    execute = sub.add_parser("execute", help="execute notebooks in place (refresh a solution's outputs)")
+    execute.add_argument("notebooks", nargs="+")
+    execute.add_argument("--fast", action="store_true")
+    execute.add_argument("--timeout", type=int, default=1800, help="seconds per cell")
+    execute.set_defaults(func=_cmd_execute)
+
+    make_labs = sub.add_parser("make-labs", help="write labs/ from solutions/ (or --check they are in sync)")
+    make_labs.add_argument("--solutions", default="solutions")
+    make_labs.add_argument("--labs", default="labs")
+    make_labs.add_argument("--check", action="store_true", help="exit 1 if a lab is out of date")
+    make_labs.set_defaults(func=_cmd_make_labs)
+
+    grade = sub.add_parser("grade", help="grade lab submissions against their solutions")
+    try:
+        from flowlab import grading
+    except ImportError:  # pragma: no cover - only while the grader is being written
+        grading = None
+    if grading is not None and hasattr(grading, "add_arguments"):
+        grading.add_arguments(grade)
+    grade.set_defaults(func=_cmd_grade)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return int(args.func(args) or 0)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
