@@ -1,0 +1,31 @@
+# Two commands do all set-up on a fresh machine (Python 3.10+ with venv):
+#   make run    install, then execute the two-moons solution end to end and write its figures to runs/
+#   make test   install, then run the whole test suite (unit tests + every solution notebook, fast mode)
+VENV ?= .venv
+PYTHON ?= python3
+BIN := $(VENV)/bin
+
+.PHONY: install run test labs lab jupyter clean
+
+install: $(VENV)/.installed
+
+$(VENV)/.installed: requirements.txt pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -r requirements.txt -e .
+	touch $@
+
+run: install
+	$(BIN)/flowlab run 02_two_moons --out runs
+
+test: install
+	FLOWLAB_FAST=1 $(BIN)/python -m pytest
+
+labs: install
+	$(BIN)/flowlab make-labs
+
+jupyter: install
+	$(BIN)/jupyter lab labs/
+
+clean:
+	rm -rf runs .pytest_cache

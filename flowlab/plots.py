@@ -1,0 +1,85 @@
+"""The figures the labs draw: a density as a heat map, samples, a loss curve. Titled and labelled."""
+
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+import matplotlib.pyplot as plt
+import numpy as np
+import tensorflow as tf
+
+__all__ = ["density_grid", "plot_density", "plot_samples", "plot_loss"]
+
+
+def density_grid(
+    distribution: Any,
+    xlim: Sequence[float] = (-3.0, 3.0),
+    ylim: Sequence[float] = (-3.0, 3.0),
+    resolution: int = 200,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(xs, ys, density)``: ``exp(log_prob)`` on a ``resolution``² grid (density[i, j] at (xs[j], ys[i]))."""
+    if resolution < 2:
+        raise ValueError(f"resolution must be at least 2, got {resolution}")
+    xs = np.linspace(*xlim, resolution, dtype=np.float32)
+    ys = np.linspace(*ylim, resolution, dtype=np.float32)
+    grid = np.stack(np.meshgrid(xs, ys), axis=-1).reshape(-1, 2)
+    log_prob = tf.concat([distribution.log_prob(chunk) for chunk in np.array_split(grid, 8)], axis=0)
+    density = np.exp(np.asarray(log_prob, dtype=np.float64)).reshape(resolution, resolution)
+    return xs, ys, density
+
+
+def _axes(ax: plt.Axes | None, size: tuple[float, float] = (5, 5)) -> plt.Axes:
+    return ax if ax is not None else plt.figure(figsize=size).gca()
+
+
+def plot_density(
+    distribution: Any,
+    ax: plt.Axes | None = None,
+    xlim: Sequence[float] = (-3.0, 3.0),
+    ylim: Sequence[float] = (-3.0, 3.0),
+    resolution: int = 200,
+    title: str = "Density",
+) -> plt.Axes:
+    """Heat map of a 2-D distribution's density on a grid."""
+    ax = _axes(ax)
+    xs, ys, density = density_grid(distribution, xlim, ylim, resolution)
+    ax.imshow(density, origin="lower", extent=(*xlim, *ylim), aspect="auto", cmap="viridis")
+    ax.set(title=title, xlabel="$x_1$", ylabel="$x_2$")
+    return ax
+
+
+def plot_samples(
+    x: Any,
+    ax: plt.Axes | None = None,
+    title: str = "Samples",
+    xlim: Sequence[float] | None = None,
+    ylim: Sequence[float] | None = None,
+    **scatter: Any,
+) -> plt.Axes:
+    """Scatter plot of 2-D points (data or samples)."""
+    ax = _axes(ax)
+    points = np.asarray(x)
+    if points.ndim != 2 or points.shape[1] != 2:
+        raise ValueError(f"plot_samples needs points of shape (n, 2), got {points.shape}")
+    ax.scatter(points[:, 0], points[:, 1], **{"s": 2, "alpha": 0.5, **scatter})
+    ax.set(title=title, xlabel="$x_1$", ylabel="$x_2$")
+    if xlim is not None:
+        ax.set_xlim(*xlim)
+    if ylim is not None:
+        ax.set_ylim(*ylim)
+    return ax
+
+
+def plot_loss(history: Any, ax: plt.Axes | None = None, title: str = "Training") -> plt.Axes:
+    """Training (and validation) negative log-likelihood per epoch from a Keras ``History``."""
+    ax = _axes(ax, (6, 4))
+    logs = getattr(history, "history", history)
+    if "loss" not in logs:
+        raise ValueError("plot_loss needs a Keras History (or its .history dict) with a 'loss' entry")
+    epochs = np.arange(1, len(logs["loss"]) + 1)
+    ax.plot(epochs, logs["loss"], label="train")
+    if "val_loss" in logs:
+        ax.plot(epochs, logs["val_loss"], label="validation")
+    ax.set(title=title, xlabel="epoch", ylabel="negative log-likelihood (nats)")
+    ax.legend()
+    return ax
