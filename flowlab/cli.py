@@ -23,24 +23,33 @@ def _solution(name: str, solutions: Path) -> Path:
     return matches[0]
 
 
+def _execute(path: Path, args: argparse.Namespace):
+    """Execute one notebook; return ``(notebook, seconds)``, or ``None`` after saying why it failed."""
+    from flowlab.execute import NotebookError, execute_notebook
+
+    start = time.perf_counter()
+    try:
+        notebook = execute_notebook(path, fast=args.fast, timeout=args.timeout)
+    except NotebookError as err:
+        print(f"flowlab: {err}", file=sys.stderr)
+        return None
+    return notebook, time.perf_counter() - start
+
+
 def _cmd_run(args: argparse.Namespace) -> int:
     import nbformat
 
-    from flowlab.execute import NotebookError, execute_notebook, save_figures
+    from flowlab.execute import save_figures
 
     out = Path(args.out)
     names = args.labs or ["02_two_moons"]
     for name in names:
         path = _solution(name, Path(args.solutions))
-        mode = "fast" if args.fast else "full"
-        print(f"flowlab: running {path} ({mode} mode) ...", flush=True)
-        start = time.perf_counter()
-        try:
-            notebook = execute_notebook(path, fast=args.fast, timeout=args.timeout)
-        except NotebookError as err:
-            print(f"flowlab: {err}", file=sys.stderr)
+        print(f"flowlab: running {path} ({'fast' if args.fast else 'full'} mode) ...", flush=True)
+        executed_in = _execute(path, args)
+        if executed_in is None:
             return 1
-        seconds = time.perf_counter() - start
+        notebook, seconds = executed_in
         out.mkdir(parents=True, exist_ok=True)
         executed = out / path.name
         nbformat.write(notebook, executed)
@@ -52,18 +61,13 @@ def _cmd_run(args: argparse.Namespace) -> int:
 def _cmd_execute(args: argparse.Namespace) -> int:
     import nbformat
 
-    from flowlab.execute import NotebookError, execute_notebook
-
     for name in args.notebooks:
         path = Path(name)
-        start = time.perf_counter()
-        try:
-            notebook = execute_notebook(path, fast=args.fast, timeout=args.timeout)
-        except NotebookError as err:
-            print(f"flowlab: {err}", file=sys.stderr)
+        executed_in = _execute(path, args)
+        if executed_in is None:
             return 1
-        nbformat.write(notebook, path)
-        print(f"flowlab: executed {path} in {time.perf_counter() - start:.0f} s")
+        nbformat.write(executed_in[0], path)
+        print(f"flowlab: executed {path} in {executed_in[1]:.0f} s")
     return 0
 
 

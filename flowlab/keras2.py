@@ -10,7 +10,6 @@ long as nothing has used ``tf.keras`` yet; if something has, it is too late and 
 from __future__ import annotations
 
 import os
-import sys
 
 __all__ = ["LegacyKerasError", "require_legacy_keras"]
 
@@ -41,8 +40,6 @@ def require_legacy_keras() -> None:
     import tensorflow as tf
 
     module = tf.keras.Model.__module__
+    # ``import keras`` (Keras 3) beside us is harmless: TFP and flowlab only go through tf.keras.
     if not module.startswith("tf_keras"):
         raise LegacyKerasError(_HOW_TO_FIX.format(module=module))
-    # Keras 3 may also be imported on its own (``import keras``): that is harmless, because TFP and
-    # flowlab only ever go through tf.keras. Nothing to do about it.
-    _ = sys.modules.get("keras")

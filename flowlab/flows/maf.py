@@ -38,7 +38,11 @@ def made_layer(dims: int, hidden_units: Sequence[int] = (128, 128), activation: 
     return tfb.MaskedAutoregressiveFlow(shift_and_log_scale_fn=network)
 
 
-def _chain(dims: int, n_layers: int, hidden_units: Sequence[int], activation: str, invert: bool) -> tfb.Chain:
+def _autoregressive_flow(
+    dims: int, n_layers: int, hidden_units: Sequence[int], activation: str, invert: bool
+) -> tfd.TransformedDistribution:
+    name = "IAF" if invert else "MAF"
+    check_dims(dims, 2, "an inverse autoregressive flow" if invert else "a masked autoregressive flow")
     if n_layers < 1:
         raise ValueError(f"n_layers must be at least 1, got {n_layers}")
     bijectors: list[tfb.Bijector] = []
@@ -46,22 +50,19 @@ def _chain(dims: int, n_layers: int, hidden_units: Sequence[int], activation: st
         layer = made_layer(dims, hidden_units, activation)
         bijectors += [tfb.Invert(layer) if invert else layer, reverse_permutation(dims)]
     # tfb.Chain applies its list right to left: reverse it so the first layer built acts first on z.
-    return tfb.Chain(list(reversed(bijectors)))
+    chain = tfb.Chain(list(reversed(bijectors)))
+    return built(tfd.TransformedDistribution(standard_normal(dims), chain, name=name))
 
 
 def build_maf(
     dims: int, n_layers: int = 3, hidden_units: Sequence[int] = (128, 128), activation: str = "relu"
 ) -> tfd.TransformedDistribution:
     """A MAF over ``dims``-vectors: ``n_layers`` MADE layers, each followed by a reversal."""
-    check_dims(dims, 2, "a masked autoregressive flow")
-    bijector = _chain(dims, n_layers, hidden_units, activation, invert=False)
-    return built(tfd.TransformedDistribution(standard_normal(dims), bijector, name="MAF"))
+    return _autoregressive_flow(dims, n_layers, hidden_units, activation, invert=False)
 
 
 def build_iaf(
     dims: int, n_layers: int = 3, hidden_units: Sequence[int] = (128, 128), activation: str = "relu"
 ) -> tfd.TransformedDistribution:
     """An IAF over ``dims``-vectors: the MAF's layers inverted (fast sampling, slow density)."""
-    check_dims(dims, 2, "an inverse autoregressive flow")
-    bijector = _chain(dims, n_layers, hidden_units, activation, invert=True)
-    return built(tfd.TransformedDistribution(standard_normal(dims), bijector, name="IAF"))
+    return _autoregressive_flow(dims, n_layers, hidden_units, activation, invert=True)
