@@ -1,0 +1,271 @@
+"""Static detection of code that tampers with grading.
+
+The grader runs the solution's check cells with the solution's expected outputs, so a student
+cannot edit a check; what remains is code, in the student's own cells, that changes what a check
+does or what it prints: rebinding the check module or ``print``; assigning into a module
+(``np.allclose = ...``, ``builtins.print = ...``, ``check.base_distribution = ...``); touching
+``sys.modules``, ``sys.stdout``, ``__builtins__`` or IPython's traceback display; printing the ``✔``
+verdict itself; an ``__eq__`` that always says True; running code built from strings.
+
+The scan reads each cell's syntax tree (IPython magics translated first) and reports what it found
+with its cell and line, so the instructor can judge a flagged submission.  A cell that does not
+parse is not flagged: it fails when it runs.
+"""
+
+from __future__ import annotations
+
+import ast
+from dataclasses import dataclass
+
+from flowlab.checks.core import PASS
+
+__all__ = ["Flag", "scan", "protected_names", "module_names"]
+
+# Names that are modules (or module-like) in every lab's setup cell.
+KNOWN_MODULES = frozenset({
+    "np", "numpy", "tf", "tensorflow", "tfp", "tfd", "tfb", "keras", "flowlab", "check", "sys", "os",
+    "builtins", "__builtin__", "IPython", "ipykernel", "plt", "matplotlib", "importlib", "types", "math",
+    "gc", "inspect", "functools", "operator", "io", "contextlib", "sklearn", "plots",
+})
+# Attributes whose assignment anywhere silences or rewrites what a check shows.
+SUSPECT_ATTRIBUTES = frozenset({
+    "showtraceback", "_showtraceback", "showsyntaxerror", "showindentationerror", "stdout", "stderr",
+    "displayhook", "excepthook", "display_pub", "display_formatter", "modules", "__stdout__", "__stderr__",
+    "__eq__", "__code__", "__globals__", "__defaults__", "__kwdefaults__", "__builtins__",
+})
+FORBIDDEN_NAMES = {
+    "__builtins__": "uses `__builtins__`",
+    "InteractiveShell": "uses IPython's InteractiveShell (the traceback display)",
+}
+FORBIDDEN_IMPORTS = {
+    "builtins": "imports `builtins` (to replace print or other built-ins)",
+    "__builtin__": "imports `__builtin__`",
+    "ctypes": "imports `ctypes` (raw memory access)",
+    "gc": "imports `gc` (reaching the grader's objects)",
+    "IPython.core.interactiveshell": "imports IPython's InteractiveShell (the traceback display)",
+}
+DYNAMIC_CODE = {"exec", "eval", "compile", "__import__", "globals", "vars", "setattr", "delattr"}
+PASS_BYTES = PASS.encode("utf-8")
+
+
+@dataclass(frozen=True)
+class Flag:
+    where: str  # "cell base, line 3"
+    what: str
+
+    def __str__(self) -> str:
+        return f"{self.where}: {self.what}"
+
+
+def _python(source: str) -> str:
+    """The cell as plain Python (``%magic`` and ``!shell`` lines become ``get_ipython()`` calls)."""
+    try:
+        from IPython.core.inputtransformer2 import TransformerManager
+
+        return TransformerManager().transform_cell(source)
+    except Exception:  # noqa: BLE001 - a cell IPython cannot transform fails when it runs
+        return source
+
+
+def _parse(source: str) -> ast.Module | None:
+    try:
+        return ast.parse(_python(source))
+    except (SyntaxError, ValueError):
+        return None
+
+
+def _root(node: ast.AST) -> ast.AST:
+    while isinstance(node, (ast.Attribute, ast.Subscript, ast.Call)):
+        node = node.func if isinstance(node, ast.Call) else node.value
+    return node
+
+
+def _root_name(node: ast.AST) -> str | None:
+    root = _root(node)
+    return root.id if isinstance(root, ast.Name) else None
+
+
+def _bound_by_import(tree: ast.AST) -> set[str]:
+    names = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names.update((a.asname or a.name.split(".")[0]) for a in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            names.update((a.asname or a.name) for a in node.names if a.name != "*")
+    return names
+
+
+def module_names(locked_sources: list[str]) -> set[str]:
+    """Names that hold modules in the solution's locked cells (imports, and aliases like ``tfd``)."""
+    names = set(KNOWN_MODULES)
+    trees = [t for t in map(_parse, locked_sources) if t is not None]
+    for tree in trees:
+        names |= _bound_by_import(tree)
+    for tree in trees:  # tfd, tfb = tfp.distributions, tfp.bijectors
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Assign):
+                pairs = []
+                for target in node.targets:
+                    if isinstance(target, ast.Tuple) and isinstance(node.value, ast.Tuple):
+                        pairs += list(zip(target.elts, node.value.elts))
+                    else:
+                        pairs.append((target, node.value))
+                for target, value in pairs:
+                    if (isinstance(target, ast.Name) and isinstance(value, ast.Attribute)
+                            and _root_name(value) in names):
+                        names.add(target.id)
+    return names
+
+
+def protected_names(check_sources: list[str]) -> set[str]:
+    """``print`` and the names the solution's check cells call through (``check`` in ``check.f(x)``)."""
+    names = {"print", "get_ipython", "__builtins__"}
+    for tree in filter(None, map(_parse, check_sources)):
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Call):
+                name = _root_name(node.func)
+                if name:
+                    names.add(name)
+    return names
+
+
+class _Scanner(ast.NodeVisitor):
+    def __init__(self, where: str, modules: set[str], protected: set[str]):
+        self.where, self.modules, self.protected = where, modules, protected
+        self.flags: list[Flag] = []
+
+    def flag(self, node: ast.AST, what: str) -> None:
+        self.flags.append(Flag(f"{self.where}, line {getattr(node, 'lineno', '?')}", what))
+
+    # --- what gets (re)bound -------------------------------------------------------------------
+    def _target(self, target: ast.AST, verb: str) -> None:
+        if isinstance(target, (ast.Tuple, ast.List)):
+            for element in target.elts:
+                self._target(element, verb)
+        elif isinstance(target, ast.Starred):
+            self._target(target.value, verb)
+        elif isinstance(target, ast.Name):
+            if target.id in self.protected:
+                self.flag(target, f"{verb} `{target.id}`, which the checks use")
+        elif isinstance(target, (ast.Attribute, ast.Subscript)):
+            text = ast.unparse(target)
+            root = _root(target)
+            if isinstance(target, ast.Attribute) and target.attr in SUSPECT_ATTRIBUTES:
+                self.flag(target, f"{verb} `{text}`")
+            elif isinstance(root, ast.Name) and (root.id in self.modules or root.id in self.protected):
+                self.flag(target, f"{verb} `{text}` inside a module the grading relies on")
+            elif isinstance(root, ast.Call) and isinstance(root.func, ast.Name) and root.func.id in {
+                    "globals", "vars", "locals", "get_ipython"}:
+                self.flag(target, f"{verb} `{text}`")
+
+    def visit_Assign(self, node: ast.Assign) -> None:
+        for target in node.targets:
+            self._target(target, "assigns")
+        self._always_true_eq(node)
+        self.generic_visit(node)
+
+    def visit_AugAssign(self, node: ast.AugAssign) -> None:
+        self._target(node.target, "assigns")
+        self.generic_visit(node)
+
+    def visit_AnnAssign(self, node: ast.AnnAssign) -> None:
+        self._target(node.target, "assigns")
+        self.generic_visit(node)
+
+    def visit_Delete(self, node: ast.Delete) -> None:
+        for target in node.targets:
+            self._target(target, "deletes")
+        self.generic_visit(node)
+
+    def visit_NamedExpr(self, node: ast.NamedExpr) -> None:
+        self._target(node.target, "assigns")
+        self.generic_visit(node)
+
+    def _defines(self, node: ast.AST, name: str) -> None:
+        if name in self.protected:
+            self.flag(node, f"redefines `{name}`, which the checks use")
+
+    def visit_FunctionDef(self, node: ast.FunctionDef) -> None:
+        self._defines(node, node.name)
+        if node.name == "__eq__" and self._returns_only_true(node.body):
+            self.flag(node, "defines an `__eq__` that always says True")
+        self.generic_visit(node)
+
+    visit_AsyncFunctionDef = visit_FunctionDef  # type: ignore[assignment]
+
+    def visit_ClassDef(self, node: ast.ClassDef) -> None:
+        self._defines(node, node.name)
+        self.generic_visit(node)
+
+    def visit_Import(self, node: ast.Import) -> None:
+        for alias in node.names:
+            self._defines(node, alias.asname or alias.name.split(".")[0])
+            if alias.name in FORBIDDEN_IMPORTS:
+                self.flag(node, FORBIDDEN_IMPORTS[alias.name])
+
+    def visit_ImportFrom(self, node: ast.ImportFrom) -> None:
+        module = node.module or ""
+        for alias in node.names:
+            self._defines(node, alias.asname or alias.name)
+            full = f"{module}.{alias.name}"
+            if module in FORBIDDEN_IMPORTS or full in FORBIDDEN_IMPORTS or alias.name == "InteractiveShell":
+                self.flag(node, FORBIDDEN_IMPORTS.get(module) or FORBIDDEN_IMPORTS.get(full)
+                          or FORBIDDEN_NAMES["InteractiveShell"])
+
+    # --- what gets used ------------------------------------------------------------------------
+    def visit_Name(self, node: ast.Name) -> None:
+        if node.id in FORBIDDEN_NAMES:
+            self.flag(node, FORBIDDEN_NAMES[node.id])
+
+    def visit_Attribute(self, node: ast.Attribute) -> None:
+        text = ast.unparse(node)
+        if node.attr == "modules" and _root_name(node) == "sys":
+            self.flag(node, "uses `sys.modules`")
+        elif node.attr in {"showtraceback", "_showtraceback", "showsyntaxerror", "set_custom_exc"}:
+            self.flag(node, f"uses `{text}` (IPython's error display)")
+        elif node.attr in {"_getframe", "settrace", "setprofile"} and _root_name(node) == "sys":
+            self.flag(node, f"uses `{text}`")
+        elif node.attr == "register" and isinstance(node.value, ast.Attribute) and node.value.attr == "events":
+            self.flag(node, "registers IPython event callbacks")
+        self.generic_visit(node)
+
+    def visit_Call(self, node: ast.Call) -> None:
+        func = node.func
+        if isinstance(func, ast.Name):
+            if func.id in DYNAMIC_CODE:
+                self.flag(node, f"calls `{func.id}()`, which can rewrite the grading at run time")
+            if func.id == "chr" and node.args and isinstance(node.args[0], ast.Constant) \
+                    and node.args[0].value == ord(PASS):
+                self.flag(node, f"writes the {PASS} verdict itself")
+        self.generic_visit(node)
+
+    def visit_Constant(self, node: ast.Constant) -> None:
+        value = node.value
+        if (isinstance(value, str) and PASS in value) or (isinstance(value, bytes) and PASS_BYTES in value):
+            self.flag(node, f"writes the {PASS} verdict itself")
+
+    # --- always-equal objects ------------------------------------------------------------------
+    @staticmethod
+    def _returns_only_true(body: list[ast.stmt]) -> bool:
+        returns = [n for stmt in body for n in ast.walk(stmt) if isinstance(n, ast.Return)]
+        return bool(returns) and all(isinstance(r.value, ast.Constant) and r.value.value is True for r in returns)
+
+    def _always_true_eq(self, node: ast.Assign) -> None:
+        names = [t.id for t in node.targets if isinstance(t, ast.Name)]
+        if "__eq__" in names and isinstance(node.value, ast.Lambda) \
+                and isinstance(node.value.body, ast.Constant) and node.value.body.value is True:
+            self.flag(node, "defines an `__eq__` that always says True")
+
+
+def scan(cells: list[tuple[str, str]], *, modules: set[str], protected: set[str]) -> list[Flag]:
+    """Flags for the student's code: ``cells`` are ``(label, source)`` of what the grader runs."""
+    flags: list[Flag] = []
+    for label, source in cells:
+        tree = _parse(source)
+        if tree is None:
+            continue
+        scanner = _Scanner(f"cell {label}", modules, protected)
+        scanner.visit(tree)
+        flags += scanner.flags
+    # One flag per place and reason is enough for a reader.
+    return list(dict.fromkeys(flags))
