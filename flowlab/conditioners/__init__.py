@@ -1,5 +1,6 @@
 """Conditioners: Keras layers that compute a bijector's parameters from the variables it reads."""
 
 from flowlab.conditioners.mlp import MLPConditioner
+from flowlab.conditioners.resnet import ResNetConditioner
 
-__all__ = ["MLPConditioner"]
+__all__ = ["MLPConditioner", "ResNetConditioner"]

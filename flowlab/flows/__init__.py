@@ -1,6 +1,16 @@
-"""Flow builders: each returns a ``tfd.TransformedDistribution`` over a standard normal base."""
+"""Flow builders: each returns a ``tfd.TransformedDistribution``, ready for ``model.fit``."""
 
 from flowlab.flows.maf import build_iaf, build_maf, made_layer
+from flowlab.flows.multiscale import bits_by_scale, build_multiscale_realnvp, latents_by_scale, sample_images
 from flowlab.flows.realnvp import build_realnvp
 
-__all__ = ["build_maf", "build_iaf", "build_realnvp", "made_layer"]
+__all__ = [
+    "build_maf",
+    "build_iaf",
+    "build_realnvp",
+    "build_multiscale_realnvp",
+    "made_layer",
+    "sample_images",
+    "bits_by_scale",
+    "latents_by_scale",
+]

@@ -1,0 +1,41 @@
+"""flowlab's own bijectors, for what TFP does not ship: each a ``tfb.Bijector`` subclass.
+
+- CDF flows: :class:`MixtureCDF` (elementwise mixture CDF), :class:`AutoregressiveMixtureCDF`
+  (its autoregressive version, with Keras conditioners).
+- Coupling flows: :class:`AdditiveCoupling` (NICE), :class:`AffineCoupling` (RealNVP) with binary
+  masks from :mod:`flowlab.bijectors.masks`, for vectors and images.
+- Image pieces: :class:`Squeeze` (space-to-depth), :class:`ActNorm` (Glow), :class:`Logit` and
+  uniform dequantization (:mod:`flowlab.bijectors.dequantize`).
+"""
+
+from flowlab.bijectors.actnorm import ActNorm, initialize_actnorm
+from flowlab.bijectors.autoregressive_cdf import (
+    AutoregressiveMixtureCDF,
+    MADEMixtureConditioner,
+    MixtureConditioner2D,
+    build_autoregressive_mixture_cdf,
+)
+from flowlab.bijectors.coupling import AdditiveCoupling, AffineCoupling
+from flowlab.bijectors.dequantize import Logit, dequantized_dataset, uniform_dequantize
+from flowlab.bijectors.masks import alternating_mask, channel_mask, checkerboard
+from flowlab.bijectors.mixture_cdf import MixtureCDF
+from flowlab.bijectors.squeeze import Squeeze
+
+__all__ = [
+    "ActNorm",
+    "AdditiveCoupling",
+    "AffineCoupling",
+    "AutoregressiveMixtureCDF",
+    "Logit",
+    "MADEMixtureConditioner",
+    "MixtureCDF",
+    "MixtureConditioner2D",
+    "Squeeze",
+    "alternating_mask",
+    "build_autoregressive_mixture_cdf",
+    "channel_mask",
+    "checkerboard",
+    "dequantized_dataset",
+    "initialize_actnorm",
+    "uniform_dequantize",
+]

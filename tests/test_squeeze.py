@@ -1,0 +1,65 @@
+"""Squeeze: a volume-preserving rearrangement of 2x2 blocks into channels."""
+
+import numpy as np
+import pytest
+import tensorflow as tf
+import tensorflow_probability as tfp
+
+from flowlab.bijectors.squeeze import Squeeze
+
+tfb = tfp.bijectors
+
+
+def test_shapes_with_batch_dims_and_round_trip():
+    squeeze = Squeeze()
+    x = tf.random.stateless_normal([2, 3, 6, 4, 2], seed=[1, 2])
+    y = squeeze.forward(x)
+    assert y.shape == (2, 3, 3, 2, 8)
+    np.testing.assert_array_equal(squeeze.inverse(tf.identity(y)), x)
+    np.testing.assert_array_equal(squeeze.forward(squeeze.inverse(tf.identity(y))), y)
+    assert squeeze.forward_event_shape([6, 4, 2]) == (3, 2, 8)
+    assert squeeze.inverse_event_shape([3, 2, 8]) == (6, 4, 2)
+    np.testing.assert_array_equal(squeeze.forward_event_shape_tensor([6, 4, 2]), [3, 2, 8])
+    np.testing.assert_array_equal(squeeze.inverse_event_shape_tensor([3, 2, 8]), [6, 4, 2])
+
+
+def test_each_2x2_block_becomes_one_pixel():
+    x = np.arange(16, dtype=np.float32).reshape(1, 4, 4, 1)
+    y = Squeeze().forward(x).numpy()
+    np.testing.assert_array_equal(y[0, 0, 0], [0, 1, 4, 5])      # the top-left block
+    np.testing.assert_array_equal(y[0, 1, 1], [10, 11, 14, 15])  # the bottom-right block
+    assert sorted(y.ravel()) == list(range(16))                  # a permutation: nothing lost
+
+
+def test_log_det_is_zero_and_matches_autodiff():
+    squeeze = Squeeze()
+    x = tf.random.stateless_normal([2, 4, 2, 1], seed=[3, 4])
+    with tf.GradientTape() as tape:
+        tape.watch(x)
+        y = squeeze.forward(x)
+    jacobian = tape.batch_jacobian(y, x).numpy().reshape(2, 8, 8)
+    np.testing.assert_allclose(np.abs(np.linalg.det(jacobian)), 1.0)  # a permutation matrix
+    np.testing.assert_allclose(squeeze.forward_log_det_jacobian(x, event_ndims=3), 0.0)
+    np.testing.assert_allclose(squeeze.inverse_log_det_jacobian(y, event_ndims=3), 0.0)
+
+
+def test_in_a_chain_and_inverted():
+    chain = tfb.Chain([tfb.Invert(Squeeze()), tfb.Scale(2.0)])
+    x = tf.random.stateless_normal([3, 2, 2, 4], seed=[5, 6])
+    assert chain.forward(x).shape == (3, 4, 4, 1)
+    np.testing.assert_allclose(chain.forward_log_det_jacobian(x, event_ndims=3), 16 * np.log(2.0), rtol=1e-6)
+
+
+@pytest.mark.parametrize("shape", [(1, 5, 4, 1), (1, 4, 7, 2), (28, 28, 3, 1)])
+def test_odd_sizes_are_refused(shape):
+    with pytest.raises(ValueError, match="even"):
+        Squeeze().forward(tf.zeros(shape))
+
+
+def test_bad_inputs_are_refused():
+    with pytest.raises(ValueError, match="even height"):
+        Squeeze().forward_event_shape([7, 4, 1])
+    with pytest.raises(ValueError, match="multiple of 4"):
+        Squeeze().inverse(tf.zeros([1, 2, 2, 3]))
+    with pytest.raises(ValueError, match="height, width, channels"):
+        Squeeze().forward(tf.zeros([4, 4]))
