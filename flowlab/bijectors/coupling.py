@@ -45,6 +45,7 @@ import numpy as np
 import tensorflow as tf
 import tensorflow_probability as tfp
 
+from flowlab.bijectors.cached_log_det import CachedLogDet
 from flowlab.bijectors.masks import validate_mask
 
 __all__ = ["AffineCoupling", "AdditiveCoupling"]
@@ -52,7 +53,7 @@ __all__ = ["AffineCoupling", "AdditiveCoupling"]
 tfb = tfp.bijectors
 
 
-class _MaskedCoupling(tfb.Bijector):
+class _MaskedCoupling(CachedLogDet, tfb.Bijector):
     """What both couplings share: the mask, the conditioner call, shape checks, log-det caching."""
 
     _affine = True
@@ -148,17 +149,6 @@ class _MaskedCoupling(tfb.Bijector):
         self._cache.inverse_attributes(y)["ildj"] = -self._sum_event(log_scale)
         return x
 
-    def _forward_log_det_jacobian(self, x: tf.Tensor) -> tf.Tensor:
-        attrs = self._cache.forward_attributes(x)
-        if "ildj" not in attrs:
-            self._forward(x)
-        return -attrs["ildj"]
-
-    def _inverse_log_det_jacobian(self, y: tf.Tensor) -> tf.Tensor:
-        attrs = self._cache.inverse_attributes(y)
-        if "ildj" not in attrs:
-            self._inverse(y)
-        return attrs["ildj"]
 
     def _forward_event_shape(self, input_shape: tf.TensorShape) -> tf.TensorShape:
         return input_shape

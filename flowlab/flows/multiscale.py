@@ -39,6 +39,7 @@ import tensorflow as tf
 import tensorflow_probability as tfp
 
 from flowlab.bijectors.actnorm import ActNorm
+from flowlab.bijectors.cached_log_det import CachedLogDet
 from flowlab.bijectors.coupling import AffineCoupling
 from flowlab.bijectors.dequantize import Logit
 from flowlab.bijectors.masks import channel_mask, checkerboard
@@ -57,7 +58,7 @@ def _shape(shape: Any) -> tuple[int, int, int]:
     return dims  # type: ignore[return-value]
 
 
-class MultiScale(tfb.Bijector):
+class MultiScale(CachedLogDet, tfb.Bijector):
     r"""Multi-scale architecture: ``levels`` with half the channels factored out after each, then ``final``.
 
     In the generative (forward) direction each ``levels[k]`` maps ``(H/2, W/2, 4C)`` to ``(H, W, C)``
@@ -138,17 +139,6 @@ class MultiScale(tfb.Bijector):
         self._cache.forward_attributes(z)["ildj"] = -fldj
         return h
 
-    def _forward_log_det_jacobian(self, z: tf.Tensor) -> tf.Tensor:
-        attrs = self._cache.forward_attributes(z)
-        if "ildj" not in attrs:
-            self._forward(z)
-        return -attrs["ildj"]
-
-    def _inverse_log_det_jacobian(self, x: tf.Tensor) -> tf.Tensor:
-        attrs = self._cache.inverse_attributes(x)
-        if "ildj" not in attrs:
-            self._inverse(x)
-        return attrs["ildj"]
 
 
 def _couplings(shape: tuple[int, int, int], count: int, kind: str, filters: int, blocks: int,
