@@ -14,6 +14,7 @@ Example::
 from __future__ import annotations
 
 import math
+from contextlib import nullcontext
 from typing import Any, Iterable
 
 import numpy as np
@@ -148,7 +149,7 @@ def fit(
         raise ValueError(f"epochs must be at least 1, got {epochs}")
     if batch_size < 1:
         raise ValueError(f"batch_size must be at least 1, got {batch_size}")
-    scope = strategy.scope() if strategy is not None else _null_scope()
+    scope = strategy.scope() if strategy is not None else nullcontext()
     with scope:
         if isinstance(flow, tf.keras.Model):
             model = flow
@@ -182,10 +183,3 @@ def fit(
     )
     return model, history
 
-
-class _null_scope:
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, *exc: object) -> None:
-        return None
