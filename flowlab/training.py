@@ -182,4 +182,3 @@ def fit(
         shuffle=shuffle if not is_dataset else False,
     )
     return model, history
-
