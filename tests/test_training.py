@@ -12,7 +12,14 @@ import tensorflow_probability as tfp
 
 from flowlab.datasets import load_two_moons
 from flowlab.flows import build_maf
-from flowlab.training import DensityModel, TrainingDiverged, density_model, fit, negative_log_likelihood
+from flowlab.training import (
+    DensityModel,
+    LinearWarmup,
+    TrainingDiverged,
+    density_model,
+    fit,
+    negative_log_likelihood,
+)
 
 tfd, tfb = tfp.distributions, tfp.bijectors
 
@@ -117,3 +124,26 @@ def test_fit_in_a_mirrored_strategy_on_two_cpu_devices():
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]
     assert result.stdout.startswith("ok")
+
+
+def test_linear_warmup_climbs_to_the_learning_rate_then_stays():
+    schedule = LinearWarmup(1e-3, warmup_steps=300)
+    rates = [float(schedule(step)) for step in (0, 149, 298, 299, 300, 10_000)]
+    np.testing.assert_allclose(rates, [1e-3 / 300, 0.5e-3, 1e-3 * 299 / 300, 1e-3, 1e-3, 1e-3], rtol=1e-5)
+    clone = LinearWarmup.from_config(schedule.get_config())
+    assert float(clone(10)) == pytest.approx(float(schedule(10)))
+
+
+def test_linear_warmup_makes_adams_first_step_small():
+    # Adam's first update is lr * g / |g| per coordinate: its size is the scheduled rate.
+    variable = tf.Variable([1.0, -2.0])
+    optimizer = tf.keras.optimizers.Adam(LinearWarmup(0.1, warmup_steps=100))
+    optimizer.apply_gradients([(tf.constant([3.0, -0.5]), variable)])
+    np.testing.assert_allclose(variable.numpy(), [1.0 - 1e-3, -2.0 + 1e-3], rtol=0, atol=1e-6)
+
+
+@pytest.mark.parametrize("args, message", [((0.0, 10), "learning_rate"), ((1e-3, 0), "warmup_steps"),
+                                           ((1e-3, 2.5), "warmup_steps")])
+def test_linear_warmup_rejects_bad_arguments(args, message):
+    with pytest.raises(ValueError, match=message):
+        LinearWarmup(*args)
