@@ -162,6 +162,7 @@ def fit(
     epochs: int,
     batch_size: int = 256,
     learning_rate: float = 1e-3,
+    global_clipnorm: float | None = None,
     validation_data: Any = None,
     callbacks: Iterable[tf.keras.callbacks.Callback] = (),
     verbose: Any = "auto",
@@ -173,9 +174,11 @@ def fit(
     ``flow`` is a TFP distribution (wrapped in a :class:`DensityModel` compiled with Adam and the
     negative log-likelihood) or a Keras model whose output is a log-probability (compiled the
     same way unless already compiled).  ``x`` is an array of shape ``(n, *event_shape)`` or a
-    ``tf.data.Dataset`` of batches; ``validation_data`` likewise.  Under a ``tf.distribute``
-    strategy, build the flow inside ``strategy.scope()`` and pass ``strategy`` (or call ``fit``
-    inside the scope).  Training stops with :class:`TrainingDiverged` if the loss turns NaN.
+    ``tf.data.Dataset`` of batches; ``validation_data`` likewise.  ``global_clipnorm`` caps the
+    gradient's global norm, so that a rare huge gradient (lab 02 sees spikes of 100x the usual
+    norm) cannot throw the flow off.  Under a ``tf.distribute`` strategy, build the flow inside
+    ``strategy.scope()`` and pass ``strategy`` (or call ``fit`` inside the scope).  Training stops
+    with :class:`TrainingDiverged` if the loss turns NaN.
     """
     if epochs < 1:
         raise ValueError(f"epochs must be at least 1, got {epochs}")
@@ -195,7 +198,7 @@ def fit(
             event_shape = tuple(np.asarray(x).shape[1:]) if not isinstance(x, tf.data.Dataset) else ()
         if not getattr(model, "_is_compiled", False):
             model.compile(
-                optimizer=tf.keras.optimizers.Adam(learning_rate=learning_rate),
+                optimizer=tf.keras.optimizers.Adam(learning_rate, global_clipnorm=global_clipnorm),
                 loss=negative_log_likelihood,
             )
     inputs, labels = _with_dummy_labels(x, event_shape, "the training data")

@@ -100,13 +100,17 @@ def test_keras_model_and_compile(capsys):
     other = tf.keras.Model(x_, flow.distribution.log_prob(x_))
     assert verdict(capsys, check.keras_model, other, flow).startswith("✘")
     assert verdict(capsys, check.compiled_model, model).startswith("✘")  # not compiled yet
-    model.compile(optimizer="adam", loss=lambda _, log_prob: -log_prob)
+    nll = lambda _, log_prob: -log_prob  # noqa: E731
+    model.compile(optimizer=tf.keras.optimizers.Adam(1e-3, global_clipnorm=1.0), loss=nll)
     assert verdict(capsys, check.compiled_model, model).startswith("✔")
-    model.compile(optimizer=tf.keras.optimizers.Adam(1e-3), loss=lambda y, lp: -tf.reduce_mean(lp))
+    model.compile(optimizer=tf.keras.optimizers.Adam(clipnorm=0.5), loss=lambda y, lp: -tf.reduce_mean(lp))
     assert verdict(capsys, check.compiled_model, model).startswith("✔")
-    model.compile(optimizer="adam", loss=lambda y, lp: lp)
+    model.compile(optimizer="adam", loss=nll)
+    unclipped = verdict(capsys, check.compiled_model, model)
+    assert unclipped.startswith("✘") and "clip" in unclipped
+    model.compile(optimizer=tf.keras.optimizers.Adam(global_clipnorm=1.0), loss=lambda y, lp: lp)
     assert verdict(capsys, check.compiled_model, model).startswith("✘")
-    model.compile(optimizer="adam", loss=lambda y, lp: -lp + tf.reduce_sum(y))
+    model.compile(optimizer=tf.keras.optimizers.Adam(global_clipnorm=1.0), loss=lambda y, lp: -lp + tf.reduce_sum(y))
     assert verdict(capsys, check.compiled_model, model).startswith("✘")
 
 

@@ -47,8 +47,9 @@ def test_density_model_trains_plain_variables_the_functional_api_would_miss():
     model = density_model(flow)
     assert [id(v) for v in model.trainable_variables] == [id(loc)]
     x = np.random.default_rng(0).normal([2.0, -1.0], 1.0, size=(512, 2)).astype(np.float32)
-    fit(flow, x, epochs=40, learning_rate=0.1, verbose=0)
+    model, _ = fit(flow, x, epochs=40, learning_rate=0.1, global_clipnorm=1.0, verbose=0)
     np.testing.assert_allclose(loc.numpy(), x.mean(axis=0), atol=0.1)
+    assert model.optimizer.global_clipnorm == 1.0
 
 
 def test_nll_loss_ignores_labels():

@@ -142,9 +142,15 @@ def keras_model(model: Any, distribution: Any) -> None:
 
 @check("compiled with the negative log-likelihood")
 def compiled_model(model: Any) -> None:
-    """Compiled with an optimizer and a loss that is -log_prob whatever the labels."""
+    """Compiled with a gradient-clipping optimizer and a loss that is -log_prob whatever the labels."""
     _need(model, tf.keras.Model, "model")
-    require(getattr(model, "optimizer", None) is not None, "call model.compile(optimizer=..., loss=...) first")
+    optimizer = getattr(model, "optimizer", None)
+    require(optimizer is not None, "call model.compile(optimizer=..., loss=...) first")
+    # Any of Keras's three clipping arguments tames the rare huge gradient the lab warns about.
+    clips = [getattr(optimizer, name, None) for name in ("global_clipnorm", "clipnorm", "clipvalue")]
+    require(any(c is not None for c in clips),
+            "the optimizer does not clip gradients: pass global_clipnorm=1.0 to Adam, so that the rare "
+            "huge gradient cannot throw the flow off")
     loss = getattr(model, "loss", None)
     require(callable(loss), "model.loss should be a function of (y_true, y_pred)")
     log_prob = tf.constant([-1.0, 0.5, 2.0])
