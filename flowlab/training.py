@@ -175,7 +175,7 @@ def fit(
     negative log-likelihood) or a Keras model whose output is a log-probability (compiled the
     same way unless already compiled).  ``x`` is an array of shape ``(n, *event_shape)`` or a
     ``tf.data.Dataset`` of batches; ``validation_data`` likewise.  ``global_clipnorm`` caps the
-    gradient's global norm, so that a rare huge gradient (lab 02 sees spikes of 100x the usual
+    gradient's global norm, so that a rare huge gradient (lab 02 logs spikes 100-2,000x the usual
     norm) cannot throw the flow off.  Under a ``tf.distribute`` strategy, build the flow inside
     ``strategy.scope()`` and pass ``strategy`` (or call ``fit`` inside the scope).  Training stops
     with :class:`TrainingDiverged` if the loss turns NaN.
