@@ -37,9 +37,8 @@ def main() -> None:
     flowlab.seed(args.seed)
     x = make_moons(10000, noise=0.05, random_state=0)[0].astype(np.float32)
     flow = build_maf(2)
-    clip = {"global_clipnorm": args.clipnorm} if args.clipnorm > 0 else {}
     learning_rate = tf.Variable(1e-3, trainable=False)
-    optimizer = tf.keras.optimizers.Adam(learning_rate, **clip)
+    optimizer = tf.keras.optimizers.Adam(learning_rate, global_clipnorm=args.clipnorm or None)  # 0: no clipping
     variables = flow.trainable_variables
 
     @tf.function

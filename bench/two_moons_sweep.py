@@ -59,8 +59,8 @@ def train_one(args: argparse.Namespace) -> dict:
             return args.lr * tf.pow(0.01, step / steps)  # "exp": down to lr / 100
 
     model = density_model(flow)
-    clip = {"global_clipnorm": args.clipnorm} if args.clipnorm > 0 else {}
-    model.compile(optimizer=tf.keras.optimizers.Adam(Schedule(), **clip), loss=negative_log_likelihood)
+    optimizer = tf.keras.optimizers.Adam(Schedule(), global_clipnorm=args.clipnorm or None)  # 0: no clipping
+    model.compile(optimizer=optimizer, loss=negative_log_likelihood)
     model.fit(x, np.zeros(len(x), np.float32), batch_size=args.batch, epochs=args.epochs, shuffle=True, verbose=0)
     nll = -float(tf.reduce_mean(flow.log_prob(x_test)))
     return {"seed": args.seed, "batch": args.batch, "lr": args.lr, "clipnorm": args.clipnorm,
