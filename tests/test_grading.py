@@ -34,7 +34,7 @@ TOTAL = sum(POINTS.values())
 def _checks_importable():
     """The kernels import the tiny lab's checks from the fixtures folder."""
     with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("PYTHONPATH", os.pathsep.join(filter(None, [str(FIXTURES), os.environ.get("PYTHONPATH")])))
+        mp.setenv("PYTHONPATH", os.pathsep.join(filter(None, [str(students.KERNEL_PATH), os.environ.get("PYTHONPATH")])))
         yield
 
 
@@ -218,7 +218,7 @@ def test_a_kernel_that_cannot_start_is_the_graders_failure(tmp_path, monkeypatch
     broken = tmp_path / "broken"
     broken.mkdir()
     (broken / "ipykernel_launcher.py").write_text("raise SystemExit(3)\n", encoding="utf-8")  # shadows the kernel
-    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(broken), str(FIXTURES)]))
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(broken), str(students.KERNEL_PATH)]))
     notebook = students.write(tmp_path / "in", f"{LAB}.ipynb", students.student())
     status = cli.main(["grade", str(notebook), "--solutions", str(students.solutions_folder(tmp_path)),
                        "--out", str(tmp_path / "grades"), "--quiet"])

@@ -37,7 +37,7 @@ def results(tmp_path_factory):
              for name, answers in VARIANTS.items()}
     limits = Limits(cell_timeout=CELL_TIMEOUT, wall_clock=WALL_CLOCK, memory_mb=MEMORY_MB)
     with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("PYTHONPATH", str(FIXTURES))
+        mp.setenv("PYTHONPATH", str(students.KERNEL_PATH))
         graded, _ = grade(list(paths.values()), solutions=students.solutions_folder(tmp),
                           options=Options(limits, only_lab=students.LAB), jobs=2)
     by_path = {Path(r.path): r for r in graded}

@@ -94,7 +94,7 @@ def results(tmp_path_factory):
     variants = _variants()
     paths = {name: students.write(tmp / "in", f"{name}.ipynb", nb) for name, nb in variants.items()}
     with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("PYTHONPATH", str(FIXTURES))
+        mp.setenv("PYTHONPATH", str(students.KERNEL_PATH))
         graded, _ = grade(list(paths.values()), solutions=students.solutions_folder(tmp),
                           options=Options(Limits(cell_timeout=30, wall_clock=90), only_lab=students.LAB), jobs=2)
     by_path = {Path(r.path): r for r in graded}

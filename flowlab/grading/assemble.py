@@ -13,7 +13,8 @@ and answer cells by their position between the cells found.
 from __future__ import annotations
 
 import copy
-from dataclasses import dataclass, field
+import hashlib
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import nbformat
@@ -32,6 +33,8 @@ class PlannedCell:
     label: str  # the solution cell's id, or "student cell N"
     title: str | None = None
     points: float = 0.0
+    expected: str = ""  # check cells: the solution's stored stdout, the verdict to print exactly
+    source_sha: str = ""  # SHA-256 of the source sent to the kernel (pytest reports what it sent)
 
 
 @dataclass
@@ -150,7 +153,8 @@ def assemble(solution: Any, student: Any, name: str = "solution") -> Assembly:
                             if not (o.get("output_type") == "stream" and o.get("name") == "stderr")]
                 cells.append(_code_cell(original.source, metadata=metadata, outputs=copy.deepcopy(expected),
                                         execution_count=original.get("execution_count") or 1))
-                plan.append(PlannedCell(Role.CHECK, "solution", label, cell.title, cell.points))
+                stdout = "".join(o.get("text", "") for o in expected if o.get("output_type") == "stream")
+                plan.append(PlannedCell(Role.CHECK, "solution", label, cell.title, cell.points, stdout))
             else:
                 cells.append(_code_cell(original.source, metadata=metadata))
                 plan.append(PlannedCell(Role.LOCKED, "solution", label))
@@ -160,5 +164,6 @@ def assemble(solution: Any, student: Any, name: str = "solution") -> Assembly:
     notebook.nbformat_minor = 5
     for number, cell in enumerate(cells):
         cell["id"] = f"graded-{number}"
+        plan[number] = replace(plan[number], source_sha=hashlib.sha256(cell.source.encode("utf-8")).hexdigest())
     notebook.cells = cells
     return Assembly(notebook, plan, changes, student_code)

@@ -6,7 +6,7 @@ import argparse
 import os
 import sys
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 
 __all__ = ["add_arguments", "main", "grade"]
@@ -29,15 +29,34 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--full", action="store_true", help="run in full mode instead of fast mode")
     parser.add_argument("--keep-flagged-scores", action="store_true",
                         help="score flagged submissions as they ran (default: zero until reviewed)")
+    parser.add_argument("--sandbox", choices=["auto", "bwrap", "none"], default="auto",
+                        help="run each kernel in a bubblewrap sandbox: auto (when bwrap works here, else "
+                             "warn and run without), bwrap (required), none")
     parser.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
 
 
-def grade(paths: list[Path], *, solutions: Path, options, jobs: int = 1, progress: bool = False):
-    """Grade ``paths`` (files or folders); return ``(results, lab columns)``. The library entry point."""
+def prepare(options, *, hide: list[Path] = ()):
+    """``options`` with the sandbox chosen (probed once per batch) and the grading code's hashes."""
+    from flowlab.grading.integrity import digest, watched_folders
+    from flowlab.grading.sandbox import Sandbox, probe
+
+    sandbox = options.sandbox if isinstance(options.sandbox, Sandbox) else probe(options.sandbox)
+    if sandbox.warning:
+        print(f"flowlab grade: WARNING: {sandbox.warning}", file=sys.stderr)
+    watched = watched_folders()
+    return replace(options, sandbox=sandbox.hiding(hide), watched=tuple(watched), baseline=digest(watched))
+
+
+def grade(paths: list[Path], *, solutions: Path, options, jobs: int = 1, progress: bool = False,
+          hide: list[Path] = ()):
+    """Grade ``paths`` (files or folders); return ``(results, lab columns)``. The library entry point.
+
+    No kernel sees ``solutions``, the submissions or the folders in ``hide`` (the output folder)."""
     from flowlab.grading.discover import find_solutions, find_submissions
     from flowlab.grading.pipeline import Solutions, grade_submission
     from flowlab.grading.progress import Progress
 
+    options = prepare(options, hide=[solutions, *paths, *hide])
     known = Solutions(find_solutions(solutions))
     submissions = find_submissions(paths, known.ids)
     bar = Progress(len(submissions), enabled=progress)
@@ -74,6 +93,7 @@ def main(args: argparse.Namespace) -> int:
     from flowlab.grading.pipeline import Options
     from flowlab.grading.report import feedback_text, ordered, write_feedback, write_gradebook, write_json
     from flowlab.grading.runner import Limits
+    from flowlab.grading.sandbox import SandboxUnavailable, probe
 
     if not args.solutions.is_dir():
         print(f"flowlab grade: no solutions folder {args.solutions} (use --solutions)", file=sys.stderr)
@@ -85,16 +105,24 @@ def main(args: argparse.Namespace) -> int:
     if args.jobs < 1:
         print("flowlab grade: --jobs must be at least 1", file=sys.stderr)
         return 2
+    try:
+        sandbox = probe(args.sandbox)
+    except SandboxUnavailable as err:
+        print(f"flowlab grade: {err}", file=sys.stderr)
+        return 2
     limits = Limits(cell_timeout=args.cell_timeout, wall_clock=args.timeout, memory_mb=args.memory)
-    options = Options(limits=limits, fast=not args.full, only_lab=args.lab, zero_flagged=not args.keep_flagged_scores)
+    options = Options(limits=limits, fast=not args.full, only_lab=args.lab, zero_flagged=not args.keep_flagged_scores,
+                      sandbox=sandbox)
     results, columns = grade(args.submissions, solutions=args.solutions, options=options, jobs=args.jobs,
-                             progress=not args.quiet)
+                             progress=not args.quiet, hide=[args.out])
     if not results:
         print(f"flowlab grade: no notebooks found in {', '.join(map(str, args.submissions))}", file=sys.stderr)
         return 2
 
+    # Written once, now that every kernel of the batch is gone.
     args.out.mkdir(parents=True, exist_ok=True)
-    settings = {"fast": options.fast, "limits": asdict(limits), "solutions": str(args.solutions)}
+    settings = {"fast": options.fast, "limits": asdict(limits), "solutions": str(args.solutions),
+                "sandbox": sandbox.kind + ("" if sandbox.enabled else f" ({sandbox.warning})")}
     write_json(results, args.out / "report.json", settings)
     write_gradebook(results, columns, args.out / "gradebook.csv")
     write_feedback(results, args.out / "feedback")
@@ -108,5 +136,6 @@ def main(args: argparse.Namespace) -> int:
             print(f"{r.student:<24} {r.lab or '?':<18} {r.total:>6g} / {r.max_points:g}{extra}")
     errors = [r for r in results if r.status == "error"]
     print(f"flowlab grade: {len(results)} notebook(s); wrote {args.out}/report.json, gradebook.csv, feedback/"
-          + (f"; the grader failed on {len(errors)}" if errors else ""), file=sys.stderr)
+          + (f"; the grader failed on {len(errors)}" if errors else "")
+          + ("" if sandbox.enabled else "; WITHOUT a sandbox (see the warning above)"), file=sys.stderr)
     return 1 if errors else 0

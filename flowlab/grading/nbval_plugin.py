@@ -8,6 +8,14 @@ Loaded by ``_pytest_main.py`` next to nbval (``pytest --nbval-lax``), it
   (nbval only waits for the kernel's reply);
 * keeps the kernel's ``execute_reply`` status, which says a cell raised even when the student
   silenced IPython's traceback display (nbval only watches for error messages);
+* launches the kernel inside the grader's sandbox (``--flowlab-sandbox``: the bwrap command line
+  that goes before the kernel's), talking to it over IPC sockets in the kernel's work directory
+  (the sandbox has no network) and interrupting it by message (a signal to bwrap would not reach it);
+* records each cell's **raw** stdout as it arrived, before nbval coalesces the stream (where a
+  ``\r`` deletes the text before it), and the hash of the source pytest sent, so the grader can
+  require the verdict line exactly as the check printed it;
+* caps the output it buffers: past ``--flowlab-cell-output`` bytes a cell's further output is
+  dropped (and the cell fails), past ``--flowlab-notebook-output`` the kernel is killed;
 * writes one JSON line per cell to ``--flowlab-results``, each signed with an HMAC key that pytest
   read from a pipe before the kernel started, so the kernel can neither forge nor edit a result.
 
@@ -20,6 +28,7 @@ import hashlib
 import hmac
 import json
 import os
+import signal
 import time
 from queue import Empty
 
@@ -32,6 +41,10 @@ TEXT_LIMIT = 4000
 
 _key: bytes = b""
 _results = None
+_sandbox: dict | None = None  # {"prefix": [...], "work": path, "user": uid or None}
+_cell_output = 1 << 20
+_notebook_output = 10 << 20
+_notebook_bytes = 0
 
 
 class KernelDied(RuntimeError):
@@ -52,7 +65,63 @@ def _without_stderr(outputs):
 
 def _execute_cell_input(self, cell_input, allow_stdin=None):
     self.flowlab_reply_status = None
-    return self.kc.execute(cell_input, store_history=False, allow_stdin=allow_stdin, stop_on_error=False)
+    self.flowlab_raw = {"stdout": [], "stderr": []}
+    self.flowlab_bytes = 0
+    self.flowlab_dropped = False
+    self.flowlab_source_sha = hashlib.sha256(cell_input.encode("utf-8")).hexdigest()
+    msg_id = self.kc.execute(cell_input, store_history=False, allow_stdin=allow_stdin, stop_on_error=False)
+    self.flowlab_msg_id = msg_id
+    return msg_id
+
+
+class OutputLimit(RuntimeError):
+    """The notebook printed more than the grader buffers; its kernel was killed."""
+
+
+def _size(content) -> int:
+    if isinstance(content, str):
+        return len(content.encode("utf-8", errors="replace"))
+    return len(json.dumps(content, ensure_ascii=False, default=str).encode("utf-8", errors="replace"))
+
+
+def _kill_kernel(kernel) -> None:
+    try:
+        kernel.km.kill_kernel()
+    except Exception:  # noqa: BLE001 - already gone
+        pass
+
+
+def _get_kernel_message(self, timeout=None, stream="iopub"):
+    """nbval's iopub read, keeping the raw stream text and holding the output to its caps."""
+    global _notebook_bytes
+    msg = self.kernel.get_message(stream, timeout=timeout)
+    kernel = self.kernel
+    if msg.get("parent_header", {}).get("msg_id") != getattr(kernel, "flowlab_msg_id", None):
+        return msg
+    kind, content = msg.get("msg_type"), msg.get("content", {})
+    if kind not in ("stream", "display_data", "execute_result", "error", "update_display_data"):
+        return msg
+    size = _size(content.get("text", "") if kind == "stream" else content)
+    _notebook_bytes += size
+    kernel.flowlab_bytes += size
+    if _notebook_bytes > _notebook_output:
+        kernel.flowlab_limit = (f"output limit: the notebook printed more than {_notebook_output / 2**20:g} MB; "
+                                "its kernel was stopped")
+        _kill_kernel(kernel)
+        raise OutputLimit(kernel.flowlab_limit)
+    if kernel.flowlab_bytes > _cell_output:
+        # Keep nothing more of this cell: pytest's memory must not hold what the student printed.
+        kernel.flowlab_dropped = True
+        if kind == "stream":
+            content["text"] = ""
+        else:
+            content.clear()
+            content.update(data={"text/plain": ""}, metadata={}, ename="", evalue="", traceback=[],
+                           execution_count=None)
+        return msg
+    if kind == "stream" and content.get("name") in kernel.flowlab_raw:
+        kernel.flowlab_raw[content["name"]].append(str(content.get("text", "")))
+    return msg
 
 
 def _await_reply(self, msg_id, timeout=None):
@@ -74,14 +143,40 @@ def _await_reply(self, msg_id, timeout=None):
             return
 
 
+def _sandboxed_manager(base):
+    """nbval's KernelManager, launching the kernel through the sandbox over IPC sockets."""
+
+    class SandboxedKernelManager(base):
+        def __init__(self, *args, **kwargs):
+            work = _sandbox["work"]
+            super().__init__(*args, transport="ipc", ip=os.path.join(work, "kernel"), **kwargs)
+            self.connection_file = os.path.join(work, "kernel.json")
+            # SIGINT to bwrap's process group never reaches the kernel in its own session and PID
+            # namespace; ipykernel interrupts itself on an interrupt_request message.
+            self.kernel_spec.interrupt_mode = "message"
+
+        def write_connection_file(self, **kwargs):
+            super().write_connection_file(**kwargs)
+            if _sandbox.get("user") is not None:
+                os.chown(self.connection_file, _sandbox["user"], _sandbox["user"])
+
+        def format_kernel_cmd(self, extra_arguments=None):
+            return list(_sandbox["prefix"]) + super().format_kernel_cmd(extra_arguments)
+
+    return SandboxedKernelManager
+
+
 def pytest_addoption(parser):
     group = parser.getgroup("flowlab", "flowlab grading")
     group.addoption("--flowlab-results", help="JSON-lines file for the per-cell results")
     group.addoption("--flowlab-key-fd", type=int, help="pipe to read the results' HMAC key from")
+    group.addoption("--flowlab-sandbox", help="JSON file: the sandbox command before the kernel's, and its work dir")
+    group.addoption("--flowlab-cell-output", type=int, default=1 << 20, help="bytes of output kept per cell")
+    group.addoption("--flowlab-notebook-output", type=int, default=10 << 20, help="bytes of output per notebook")
 
 
 def pytest_configure(config):
-    global _key, _results
+    global _key, _results, _sandbox, _cell_output, _notebook_output
     fd = config.getoption("flowlab_key_fd")
     if fd is not None:
         chunks = []
@@ -92,9 +187,17 @@ def pytest_configure(config):
     path = config.getoption("flowlab_results")
     if path:
         _results = open(path, "a", encoding="utf-8")
+    _cell_output = config.getoption("flowlab_cell_output")
+    _notebook_output = config.getoption("flowlab_notebook_output")
+    sandbox = config.getoption("flowlab_sandbox")
+    if sandbox:
+        with open(sandbox, encoding="utf-8") as handle:
+            _sandbox = json.load(handle)
+        nbval_kernel.KernelManager = _sandboxed_manager(nbval_kernel.KernelManager)
     nbval_plugin.transform_streams_for_comparison = _without_stderr
     nbval_kernel.RunningKernel.await_reply = _await_reply
     nbval_kernel.RunningKernel.execute_cell_input = _execute_cell_input
+    nbval_plugin.IPyNbFile.get_kernel_message = _get_kernel_message
 
 
 def pytest_unconfigure(config):
@@ -112,6 +215,7 @@ def _record(item, call) -> dict:
     stdout = "".join(o.get("text", "") for o in outputs if o.get("output_type") == "stream" and o.get("name") == "stdout")
     errors = [o for o in outputs if o.get("output_type") == "error"]
     kernel = getattr(item.parent, "kernel", None)
+    raw = getattr(kernel, "flowlab_raw", None) if call.when == "call" else None
     record = {
         "cell": int(getattr(item, "cell_num", -1)),
         "phase": call.when,
@@ -122,6 +226,12 @@ def _record(item, call) -> dict:
         "ename": _text(errors[0].get("ename", "")) if errors else "",
         "evalue": _text(errors[0].get("evalue", "")) if errors else "",
         "reply": getattr(kernel, "flowlab_reply_status", None) if call.when == "call" else None,
+        # As the kernel sent it, before nbval's coalescing: what the verdict must equal.
+        "raw_stdout": _text("".join(raw["stdout"])) if raw else "",
+        "raw_stderr": _text("".join(raw["stderr"])) if raw else "",
+        "source_sha": getattr(kernel, "flowlab_source_sha", "") if call.when == "call" else "",
+        "output_dropped": bool(getattr(kernel, "flowlab_dropped", False)) if call.when == "call" else False,
+        "limit": getattr(kernel, "flowlab_limit", "") or "",
     }
     if call.excinfo is not None and isinstance(call.excinfo.value, KernelDied):
         record["kernel_died"] = True

@@ -1,17 +1,19 @@
-"""Grade one submission: validate, find its solution, assemble, scan, run, score."""
+"""Grade one submission: validate, find its solution, assemble, scan, run (sandboxed), verify, score."""
 
 from __future__ import annotations
 
 import threading
 import traceback
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from flowlab.grading.assemble import assemble
 from flowlab.grading.discover import Submission, lab_from_name
+from flowlab.grading.integrity import cells_that_differ, changed_files, digest
 from flowlab.grading.roles import Role, SolutionCell, solution_cells
 from flowlab.grading.runner import Limits, run_notebook
+from flowlab.grading.sandbox import Sandbox
 from flowlab.grading.scoring import CheckResult, SubmissionResult, score_run
 from flowlab.grading.tamper import module_names, protected_names, scan
 from flowlab.grading.validate import InvalidSubmission, lab_id, read_submission
@@ -79,6 +81,11 @@ class Options:
     fast: bool = True
     only_lab: str | None = None  # --lab: every submission must be this lab
     zero_flagged: bool = True
+    # What the kernels run in: "auto", "bwrap" or "none" (probed by grade()), or a probed Sandbox.
+    sandbox: str | Sandbox = "auto"
+    # The grading code on disk when the batch started (:func:`flowlab.grading.integrity.digest`).
+    watched: tuple[Path, ...] = ()
+    baseline: dict[str, str] = field(default_factory=dict, hash=False, compare=False)
 
 
 class _SolutionError(Exception):
@@ -96,7 +103,7 @@ def _which_lab(notebook: Any, path: Path, solutions: Solutions, only: str | None
             known = ", ".join(solutions.ids) or "none"
             raise InvalidSubmission(f"this notebook is lab {said!r}, which has no solution here (labs: {known})")
         return said
-    guessed = lab_from_name(path, solutions.ids)
+    guessed = lab_from_name(path, solutions.ids)  # no metadata: the file name (or its folder) decides
     if guessed is None:
         raise InvalidSubmission("cannot tell which lab this is: the notebook has no metadata.flowlab.lab and "
                                 "its file name names no lab (" + ", ".join(solutions.ids) + ")")
@@ -112,11 +119,18 @@ def grade_submission(sub: Submission, solutions: Solutions, options: Options) ->
     result = SubmissionResult(str(sub.path), sub.student, None, "graded")
     lab: Lab | None = None
     try:
-        guess = options.only_lab or lab_from_name(sub.path, solutions.ids)
+        # A file that cannot be read is put on a lab's row only on evidence: --lab, or its own name
+        # (not the folder it sits in).
+        guess = options.only_lab or lab_from_name(Path(sub.path.name), solutions.ids)
         if guess in solutions.paths:
             result.lab = guess
-        student = read_submission(sub.path)
+        student = read_submission(sub.path, result.warnings)
         result.lab = _which_lab(student, sub.path, solutions, options.only_lab)
+        named = lab_from_name(Path(sub.path.name), solutions.ids)
+        if named is not None and named != result.lab:
+            result.warnings.append(f"the file name names lab {named}, but the notebook says it is lab "
+                                   f"{result.lab} (its metadata): graded as {result.lab}; was the wrong file "
+                                   "submitted?")
         try:
             lab = solutions.get(result.lab)
         except (InvalidSubmission, ValueError) as err:
@@ -125,8 +139,11 @@ def grade_submission(sub: Submission, solutions: Solutions, options: Options) ->
         result.changes = assembly.locked_changes
         flags = scan(assembly.student_code, modules=set(lab.modules), protected=set(lab.protected))
         result.flags = [str(f) for f in flags]
-        outcome = run_notebook(assembly.notebook, options.limits, fast=options.fast)
+        sandbox = options.sandbox if isinstance(options.sandbox, Sandbox) else None
+        outcome = run_notebook(assembly.notebook, options.limits, fast=options.fast, sandbox=sandbox)
         result.seconds, result.peak_mb = round(outcome.seconds, 2), round(outcome.peak_mb, 1)
+        result.flags += _verify(assembly.plan, outcome.records, options)
+        flags = result.flags
         zero = bool(flags) and options.zero_flagged
         result.checks, result.notes = score_run(assembly.plan, outcome, zero=zero)
         if outcome.error:
@@ -145,6 +162,20 @@ def grade_submission(sub: Submission, solutions: Solutions, options: Options) ->
         result.reason = f"the grader failed: {type(err).__name__}: {err}\n{traceback.format_exc(limit=4)}"
         result.checks = _zeros(lab)
     return result
+
+
+def _verify(plan, records, options: Options) -> list[str]:
+    """Flags from the checks made outside the kernel after it ran (see :mod:`flowlab.grading.integrity`)."""
+    flags = []
+    differ = cells_that_differ(plan, records)
+    if differ:
+        flags.append("the code that ran is not the assembled notebook's in " + ", ".join(differ[:5]))
+    if options.watched:
+        changed = changed_files(options.baseline, digest(list(options.watched)))
+        if changed:
+            flags.append("the grading code on disk changed during this batch (" + ", ".join(changed[:3])
+                         + (" ..." if len(changed) > 3 else "") + "): this submission ran against changed checks")
+    return flags
 
 
 def _safe_lab(solutions: Solutions, lab: str | None) -> Lab | None:

@@ -4,20 +4,50 @@ The gradebook has one row per student (sorted), one column per check (in the sol
 prefixed by the lab when several labs are graded together), each lab's total, the overall total
 and a status column; it depends on nothing but the verdicts, so grading twice, or with another
 ``--jobs``, writes the same file.
+
+Only the grader writes here, once, at the end of the batch, after every kernel is gone: each file
+is written to a new temporary file beside it and renamed over the old one (a rename replaces a
+symlink planted there instead of following it), and ``feedback/`` is built as a new folder and
+swapped in whole, so a file a submission planted in it does not survive.
 """
 
 from __future__ import annotations
 
 import csv
+import io
 import json
+import os
 import re
+import shutil
+import tempfile
 from pathlib import Path
 from typing import Iterable
 
 from flowlab.checks.core import FAIL, PASS
 from flowlab.grading.scoring import SubmissionResult
 
-__all__ = ["write_json", "write_gradebook", "write_feedback", "feedback_text", "ordered"]
+__all__ = ["write_json", "write_gradebook", "write_feedback", "feedback_text", "ordered", "write_atomic"]
+
+FLAGGED = "⚑"  # a check that passed on a flagged submission: never shown as PASS
+
+
+def write_atomic(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` without following a symlink there: a new file, renamed over it."""
+    path = Path(path)
+    if path.is_dir() and not path.is_symlink():
+        raise IsADirectoryError(f"{path} is a folder; the grader writes a file there")
+    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)  # O_EXCL: never a link
+    try:
+        with os.fdopen(handle, "w", encoding="utf-8", newline="") as stream:
+            stream.write(text)
+        os.chmod(temporary, 0o644)
+        os.replace(temporary, path)
+    except BaseException:
+        try:
+            os.unlink(temporary)
+        except FileNotFoundError:
+            pass
+        raise
 
 
 def ordered(results: Iterable[SubmissionResult]) -> list[SubmissionResult]:
@@ -30,7 +60,7 @@ def _number(value: float) -> str:
 
 def write_json(results: list[SubmissionResult], path: Path, settings: dict) -> None:
     data = {"flowlab_grade": 1, "settings": settings, "submissions": [r.to_dict() for r in ordered(results)]}
-    path.write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    write_atomic(path, json.dumps(data, indent=2, ensure_ascii=False) + "\n")
 
 
 def write_gradebook(results: list[SubmissionResult], columns: dict[str, list[str]], path: Path) -> None:
@@ -60,11 +90,12 @@ def write_gradebook(results: list[SubmissionResult], columns: dict[str, list[str
         status = result.status if result.status == "graded" else f"{result.status}: {result.reason.splitlines()[0]}"
         label = f"{result.lab or '?'} {status}" if several else status
         row["status"] = "; ".join(filter(None, [row.get("status"), label]))
-    with path.open("w", newline="", encoding="utf-8") as handle:
-        writer = csv.DictWriter(handle, fieldnames=header, restval="", extrasaction="ignore")
-        writer.writeheader()
-        for student in sorted(rows):
-            writer.writerow(rows[student])
+    handle = io.StringIO()
+    writer = csv.DictWriter(handle, fieldnames=header, restval="", extrasaction="ignore")
+    writer.writeheader()
+    for student in sorted(rows):
+        writer.writerow(rows[student])
+    write_atomic(path, handle.getvalue())
 
 
 def feedback_text(result: SubmissionResult) -> str:
@@ -74,13 +105,22 @@ def feedback_text(result: SubmissionResult) -> str:
         return "\n".join(lines)
     if result.status == "error":
         lines += [f"The grader failed on this file (not your fault): {result.reason.splitlines()[0]}", ""]
+    for warning in result.warnings:
+        lines.append(f"Note: {warning}")
+    if result.warnings:
+        lines.append("")
     lines += [f"Score: {_number(result.total)} / {_number(result.max_points)} points", ""]
     for check in result.checks:
-        mark = PASS if check.passed else FAIL
-        line = f"{mark} {check.title} ({_number(check.earned)}/{_number(check.points)})"
-        if not check.passed and check.feedback:
-            line += f": {check.feedback}"
-        lines.append(line)
+        score = f"({_number(check.earned)}/{_number(check.points)})"
+        if check.passed and result.flags:
+            # A check that passed on flagged code may have passed only through the tampering.
+            why = "not counted until the instructor reviews the flagged code" if not check.counted \
+                else "counted, but the code is flagged for review"
+            lines.append(f"{FLAGGED} {check.title} {score}: {why}")
+        elif check.passed:
+            lines.append(f"{PASS} {check.title} {score}")
+        else:
+            lines.append(f"{FAIL} {check.title} {score}" + (f": {check.feedback}" if check.feedback else ""))
     if result.flags:
         lines += ["", f"Flagged for review: {result.reason}"] + [f"  - {flag}" for flag in result.flags]
     if result.changes:
@@ -96,14 +136,32 @@ def _file_name(text: str) -> str:
 
 
 def write_feedback(results: list[SubmissionResult], folder: Path) -> list[Path]:
-    """One text file per student (all their labs), named after the student."""
-    folder.mkdir(parents=True, exist_ok=True)
+    """One text file per student (all their labs), named after the student, in a new ``folder``
+    that replaces the old one whole (what was there, a planted file or a symlink, is gone)."""
+    folder = Path(folder)
+    new = Path(tempfile.mkdtemp(prefix=".feedback-", dir=folder.parent))
     by_student: dict[str, list[SubmissionResult]] = {}
     for result in ordered(results):
         by_student.setdefault(result.student, []).append(result)
     written = []
-    for student, items in by_student.items():
-        path = folder / f"{_file_name(student)}.txt"
-        path.write_text("\n".join(feedback_text(r) for r in items), encoding="utf-8")
-        written.append(path)
+    try:
+        for student, items in by_student.items():
+            name, number = f"{_file_name(student)}.txt", 1
+            while (new / name).exists():  # "a b" and "a_b" make one file name
+                number += 1
+                name = f"{_file_name(student)}-{number}.txt"
+            with open(new / name, "x", encoding="utf-8") as handle:  # a fresh folder: "x" never meets a link
+                handle.write("\n".join(feedback_text(r) for r in items))
+            written.append(folder / name)
+        new.chmod(0o755)
+        old = None
+        if folder.is_symlink() or folder.exists():
+            old = Path(tempfile.mkdtemp(prefix=".feedback-old-", dir=folder.parent))
+            os.replace(folder, old / "feedback")  # renames a symlink itself, never its target
+        os.replace(new, folder)
+    except BaseException:
+        shutil.rmtree(new, ignore_errors=True)
+        raise
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)  # rmtree does not follow symlinks
     return written

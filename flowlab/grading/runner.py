@@ -1,13 +1,19 @@
-"""Run an assembled notebook under nbval in a sandboxed subprocess, within limits.
+"""Run an assembled notebook under nbval, its kernel in the sandbox, within limits.
 
-The notebook is written to a fresh temporary folder, which is the kernel's working directory; pytest
-(with nbval and :mod:`flowlab.grading.nbval_plugin`) runs in its own process group, in fast mode
-(``FLOWLAB_FAST=1``), with a per-cell timeout (nbval's), a wall-clock limit and a memory limit
-enforced from here.  The memory limit watches the resident memory of pytest's children (the kernel
-and whatever it starts) rather than setting ``RLIMIT_AS``: TensorFlow reserves far more virtual
-memory than it ever touches, so an address-space limit breaks honest labs.  Over the limit, the
-kernel is killed; pytest notices within a fraction of a second and finishes the remaining cells as
-failed.  Past the wall-clock limit, the whole process group is killed.
+Each run gets a fresh temporary folder with three parts: ``notebook/`` (the assembled notebook,
+read by pytest only), ``private/`` (pytest's configuration and the results file) and ``work/`` (the
+kernel's working directory and IPC sockets: the only folder the sandboxed kernel can write, see
+:mod:`flowlab.grading.sandbox`).  pytest (with nbval and :mod:`flowlab.grading.nbval_plugin`)
+runs outside the sandbox in its own process group, in fast mode (``FLOWLAB_FAST=1``), with a
+per-cell timeout (nbval's), a wall-clock limit, output caps and a memory limit enforced from here.
+
+The memory limit watches the resident memory of pytest itself (which buffers the notebook's output)
+and of all its descendants (the sandbox, the kernel and whatever it starts) rather than setting
+``RLIMIT_AS``: TensorFlow reserves far more virtual memory than it ever touches, so an
+address-space limit breaks honest labs.  Over the limit, the kernel is killed; pytest notices
+within a fraction of a second and finishes the remaining cells as failed (and when pytest's own
+memory is over the limit, it is killed too).  Past the wall-clock limit, the whole process group is
+killed.
 
 The per-cell results come back as JSON lines signed with a key the kernel never sees; nothing is
 unpickled, and a line that fails its signature is discarded and reported.
@@ -30,6 +36,8 @@ from typing import Any
 
 import nbformat
 
+from flowlab.grading.sandbox import Sandbox, kernel_prefix, prepare_work
+
 __all__ = ["Limits", "RunOutcome", "run_notebook", "nbval_command"]
 
 ENTRY = Path(__file__).resolve().parent / "_pytest_main.py"
@@ -45,8 +53,10 @@ POLL_SECONDS = 0.1
 class Limits:
     cell_timeout: float = 300.0  # seconds per cell (nbval interrupts the kernel)
     wall_clock: float = 900.0  # seconds for the whole notebook
-    memory_mb: float = 4096.0  # resident memory of the kernel and its children
+    memory_mb: float = 4096.0  # resident memory of pytest, the kernel and its children
     startup_timeout: float = 120.0  # seconds for the kernel to start
+    cell_output_mb: float = 1.0  # output kept per cell (more is dropped and the cell fails)
+    notebook_output_mb: float = 10.0  # output per notebook (more stops the kernel)
 
 
 @dataclass
@@ -58,6 +68,7 @@ class RunOutcome:
     peak_mb: float = 0.0
     forged: int = 0  # result lines whose signature did not verify
     log: str = ""
+    sandboxed: bool = False
 
 
 def nbval_command(notebook: Path, *, cell_timeout: float, startup_timeout: float, extra: list[str] = ()) -> list[str]:
@@ -94,6 +105,15 @@ def _children(pid: int) -> list[Any]:
         return psutil.Process(pid).children(recursive=True)
     except psutil.Error:
         return []
+
+
+def _process(pid: int) -> Any:
+    import psutil
+
+    try:
+        return psutil.Process(pid)
+    except psutil.Error:
+        return None
 
 
 def _resident_mb(processes: list[Any]) -> float:
@@ -137,29 +157,41 @@ def _read_records(path: Path, key: bytes, outcome: RunOutcome) -> None:
         outcome.records[cell] = record  # a later phase of the same cell wins
 
 
-def run_notebook(notebook: nbformat.NotebookNode, limits: Limits = Limits(), *, fast: bool = True) -> RunOutcome:
+def run_notebook(notebook: nbformat.NotebookNode, limits: Limits = Limits(), *, fast: bool = True,
+                 sandbox: Sandbox | None = None) -> RunOutcome:
     """Run ``notebook`` under nbval in a temporary folder; return the per-cell results."""
-    outcome = RunOutcome()
+    sandbox = sandbox or Sandbox("none")
+    outcome = RunOutcome(sandboxed=sandbox.enabled)
     with tempfile.TemporaryDirectory(prefix="flowlab-grade-") as tmp:
-        work, private = Path(tmp) / "work", Path(tmp) / "private"
-        work.mkdir()
-        private.mkdir(mode=0o700)
-        path = work / "submission.ipynb"
+        work, private, folder = Path(tmp) / "work", Path(tmp) / "private", Path(tmp) / "notebook"
+        for made in (work, private, folder):
+            made.mkdir(mode=0o700)
+        # Unsandboxed, the kernel starts in the notebook's folder (nbval's default), as before.
+        path = folder / "submission.ipynb"
         nbformat.write(notebook, path)
         (private / "pytest.ini").write_text("[pytest]\n", encoding="utf-8")
         (private / "sanitize.cfg").write_text(SANITIZE, encoding="utf-8")
         results, log_path = private / "results.jsonl", private / "pytest.log"
+        env = _environment(fast)
+        extra = ["-c", str(private / "pytest.ini"), f"--nbval-sanitize-with={private / 'sanitize.cfg'}",
+                 f"--flowlab-cell-output={int(limits.cell_output_mb * 2**20)}",
+                 f"--flowlab-notebook-output={int(limits.notebook_output_mb * 2**20)}"]
+        if sandbox.enabled:
+            prepare_work(sandbox, work)
+            config = {"prefix": kernel_prefix(sandbox.hiding([private, folder]), work, env),
+                      "work": str(work.resolve()), "user": sandbox.user}
+            (private / "sandbox.json").write_text(json.dumps(config), encoding="utf-8")
+            extra.append(f"--flowlab-sandbox={private / 'sandbox.json'}")
         key = secrets.token_bytes(32)
         read_fd, write_fd = os.pipe()
         command = nbval_command(
             path, cell_timeout=limits.cell_timeout, startup_timeout=limits.startup_timeout,
-            extra=["-c", str(private / "pytest.ini"), f"--nbval-sanitize-with={private / 'sanitize.cfg'}",
-                   f"--flowlab-results={results}", f"--flowlab-key-fd={read_fd}"],
+            extra=[*extra, f"--flowlab-results={results}", f"--flowlab-key-fd={read_fd}"],
         )
         start = time.monotonic()
         with open(log_path, "wb") as log:
             try:
-                proc = subprocess.Popen(command, cwd=work, env=_environment(fast), stdin=subprocess.DEVNULL,
+                proc = subprocess.Popen(command, cwd=folder, env=env, stdin=subprocess.DEVNULL,
                                         stdout=log, stderr=subprocess.STDOUT, pass_fds=(read_fd,),
                                         start_new_session=True)
             finally:
@@ -169,18 +201,23 @@ def run_notebook(notebook: nbformat.NotebookNode, limits: Limits = Limits(), *, 
             finally:
                 os.close(write_fd)
             seen: dict[int, Any] = {}  # every descendant met, to kill the ones that outlive pytest
+            pytest_process = _process(proc.pid)
             try:
                 while proc.poll() is None:
                     time.sleep(POLL_SECONDS)
                     elapsed = time.monotonic() - start
                     children = _children(proc.pid)
                     seen.update((child.pid, child) for child in children)
-                    resident = _resident_mb(children)
+                    own = _resident_mb([pytest_process]) if pytest_process is not None else 0.0
+                    resident = own + _resident_mb(children)
                     outcome.peak_mb = max(outcome.peak_mb, resident)
-                    if resident > limits.memory_mb and outcome.stopped is None:
-                        outcome.stopped = (f"memory limit: the notebook used {resident:.0f} MB, "
-                                           f"more than {limits.memory_mb:.0f} MB, and was stopped")
+                    if resident > limits.memory_mb:
+                        outcome.stopped = outcome.stopped or (
+                            f"memory limit: the notebook used {resident:.0f} MB, more than "
+                            f"{limits.memory_mb:.0f} MB, and was stopped")
                         _kill(children)
+                        if own > limits.memory_mb:
+                            break  # pytest itself holds it (the notebook's output): stop everything
                     if elapsed > limits.wall_clock:
                         outcome.stopped = outcome.stopped or (
                             f"wall-clock limit: the notebook ran for more than {limits.wall_clock:.0f} s and was stopped")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -17,8 +18,19 @@ class InvalidSubmission(ValueError):
     """A submission that cannot be graded; the message is the reason the student reads."""
 
 
-def read_submission(path: Path) -> nbformat.NotebookNode:
-    """Parse and validate ``path``; raise :class:`InvalidSubmission` naming the problem."""
+def _json_reason(err: json.JSONDecodeError, text: str) -> str:
+    what = err.msg[0].lower() + err.msg[1:]
+    what = what.removesuffix(" at").removesuffix(" starting")  # "Unterminated string starting at"
+    truncated = what.startswith("unterminated") or err.pos >= len(text.rstrip()) - 1
+    return (f"not a notebook: the file is not valid JSON ({what} at line {err.lineno}, column {err.colno}"
+            + ("; is the file truncated?)" if truncated else ")"))
+
+
+def read_submission(path: Path, notes: list[str] | None = None) -> nbformat.NotebookNode:
+    """Parse and validate ``path``; raise :class:`InvalidSubmission` naming the problem.
+
+    What nbformat warns about (cells without ids, ...) goes to ``notes`` and is re-issued as a
+    warning that names the file."""
     try:
         size = path.stat().st_size
     except OSError as err:
@@ -34,15 +46,22 @@ def read_submission(path: Path) -> nbformat.NotebookNode:
     try:
         data = json.loads(text)
     except json.JSONDecodeError as err:
-        raise InvalidSubmission(f"not a notebook: the file is not valid JSON ({err.msg} at line {err.lineno})") from None
+        raise InvalidSubmission(_json_reason(err, text)) from None
     if not isinstance(data, dict) or "cells" not in data or "nbformat" not in data:
         raise InvalidSubmission("not a notebook: the JSON has no `cells` and `nbformat` (is this a Jupyter .ipynb?)")
     if data.get("nbformat") != 4:
         raise InvalidSubmission(f"unsupported notebook format {data.get('nbformat')!r}: save it with Jupyter (nbformat 4)")
     try:
-        notebook = nbformat.reads(text, as_version=4)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            notebook = nbformat.reads(text, as_version=4)
     except Exception as err:  # noqa: BLE001 - nbformat raises many kinds; all mean "not readable"
         raise InvalidSubmission(f"not a readable notebook: {str(err).splitlines()[0]}") from None
+    for said in dict.fromkeys((w.category, str(w.message).strip().splitlines()[0]) for w in caught):
+        category, message = said
+        if notes is not None:
+            notes.append(f"nbformat: {message}")
+        warnings.warn(f"{path}: {message}", category, stacklevel=2)
     for index, cell in enumerate(notebook.cells):
         if cell.get("cell_type") not in {"code", "markdown", "raw"} or not isinstance(cell.get("source"), str):
             raise InvalidSubmission(f"cell {index} is malformed (cell_type {cell.get('cell_type')!r})")
