@@ -1,24 +1,32 @@
-"""The checks of labs 01 (1-D CDF flows) and 03 (face): ✔ for right answers written two ways, ✘ otherwise."""
+"""The checks of labs 01 (1-D CDF flows) and 03 (face): ✔ for right answers written two ways, ✘ otherwise.
+
+Every wrong answer must get a ✘ whose hint names the idea to revisit, and no input -- a string, a
+function that raises, a result of the wrong shape -- may make a check crash ("the check itself
+failed").  The trained-flow checks are fed densities with known answers (the true bimodal mixture,
+kernel density estimates, a Gaussian), so no training happens here; bench/check_margins.md
+measures the trained models.
+"""
 
 import numpy as np
 import pytest
 import tensorflow as tf
 import tensorflow_probability as tfp
 
-import flowlab.training
-from flowlab.bijectors.autoregressive_cdf import build_autoregressive_mixture_cdf
 from flowlab.bijectors.mixture_cdf import MixtureCDF
 from flowlab.checks import face, flows_1d
-from flowlab.datasets import load_face
-from flowlab.datasets.bimodal import bimodal_log_prob, load_bimodal
+from flowlab.datasets import load_face, load_two_moons
+from flowlab.datasets.bimodal import LOCS, SCALES, WEIGHTS, bimodal_log_prob, load_bimodal
 
 tfd, tfb = tfp.distributions, tfp.bijectors
+
+CRASH = "the check itself failed"
 
 
 def verdict(capsys, run):
     run()
     lines = capsys.readouterr().out.strip().splitlines()
     assert len(lines) == 1, lines  # a check prints exactly one line
+    assert CRASH not in lines[0], lines[0]
     return lines[0]
 
 
@@ -27,12 +35,18 @@ def passes(capsys, run):
     assert line.startswith("✔"), line
 
 
-def fails(capsys, run, words=""):
+def fails(capsys, run, *words):
     line = verdict(capsys, run)
-    assert line.startswith("✘") and words in line, line
+    assert line.startswith("✘"), line
+    for word in words:
+        assert word in line, line
 
 
-# ---- lab 01 ------------------------------------------------------------------------------------
+def raises(*args, **kwargs):
+    raise RuntimeError("student bug")
+
+
+# ---- lab 01: the change of variables ---------------------------------------------------------
 
 
 def log_prob_direct(x, flow, base):
@@ -43,14 +57,34 @@ def log_prob_tfp(x, flow, base):
     return tfd.TransformedDistribution(base, tfb.Invert(flow)).log_prob(x)
 
 
+def log_prob_inverse_log_det(x, flow, base):
+    z = flow.forward(x)
+    return base.log_prob(z) - flow.inverse_log_det_jacobian(z, event_ndims=0)
+
+
 def test_flow_log_prob(capsys):
     passes(capsys, lambda: flows_1d.flow_log_prob(log_prob_direct))
     passes(capsys, lambda: flows_1d.flow_log_prob(log_prob_tfp))
+    passes(capsys, lambda: flows_1d.flow_log_prob(log_prob_inverse_log_det))
     fails(capsys, lambda: flows_1d.flow_log_prob(lambda x, f, b: b.log_prob(f.forward(x))), "log-det term is missing")
     fails(capsys, lambda: flows_1d.flow_log_prob(lambda x, f, b: -log_prob_direct(x, f, b)), "sign")
-    fails(capsys, lambda: flows_1d.flow_log_prob(lambda x, f, b: b.log_prob(f.inverse(x))))
-    fails(capsys, lambda: flows_1d.flow_log_prob(lambda x, f, b: ...), "placeholder")
-    fails(capsys, lambda: flows_1d.flow_log_prob(...), "placeholder")
+    minus = lambda x, f, b: b.log_prob(f.forward(x)) - f.forward_log_det_jacobian(x, event_ndims=0)  # noqa: E731
+    fails(capsys, lambda: flows_1d.flow_log_prob(minus), "minus sign")
+    inverse = lambda x, f, b: b.log_prob(f.inverse(x)) + f.forward_log_det_jacobian(x, event_ndims=0)  # noqa: E731
+    fails(capsys, lambda: flows_1d.flow_log_prob(inverse), "flow.forward")
+    fails(capsys, lambda: flows_1d.flow_log_prob(lambda x, f, b: tf.reduce_sum(log_prob_direct(x, f, b))), "shape")
+
+
+@pytest.mark.parametrize("answer, words", [
+    (..., "placeholder"), (None, "placeholder"), ("log p", "function"), (raises, "raised RuntimeError: student bug"),
+    (lambda x, f, b: ..., "placeholder"), (lambda x, f, b: "nope", "not a tensor"), (lambda x: x, "raised TypeError"),
+    (lambda x, f, b: tf.zeros([3, 3]), "shape"),
+])
+def test_flow_log_prob_weird_answers(capsys, answer, words):
+    fails(capsys, lambda: flows_1d.flow_log_prob(answer), words)
+
+
+# ---- lab 01: the composition ------------------------------------------------------------------
 
 
 def _cdf():
@@ -59,26 +93,114 @@ def _cdf():
 
 def test_gaussian_flow(capsys):
     cdf = _cdf()
-    passes(capsys, lambda: flows_1d.gaussian_flow(tfb.Chain([tfb.Invert(tfb.NormalCDF()), cdf]), cdf))
+    inverse_normal = tfb.Invert(tfb.NormalCDF())
+    passes(capsys, lambda: flows_1d.gaussian_flow(tfb.Chain([inverse_normal, cdf]), cdf))
     passes(capsys, lambda: flows_1d.gaussian_flow(tfb.Invert(tfb.NormalCDF())(cdf), cdf))
+    passes(capsys, lambda: flows_1d.gaussian_flow(tfb.Invert(tfb.Chain([tfb.Invert(cdf), tfb.NormalCDF()])), cdf))
     fails(capsys, lambda: flows_1d.gaussian_flow(cdf, cdf), "still the CDF")
-    fails(capsys, lambda: flows_1d.gaussian_flow(tfb.Chain([cdf, tfb.Invert(tfb.NormalCDF())]), cdf))
-    fails(capsys, lambda: flows_1d.gaussian_flow(tfb.Chain([tfb.NormalCDF(), cdf]), cdf))
-    fails(capsys, lambda: flows_1d.gaussian_flow(..., cdf), "placeholder")
+    fails(capsys, lambda: flows_1d.gaussian_flow(tfb.Invert(tfb.NormalCDF()), cdf), "Φ⁻¹ alone", "mixture CDF")
+    fails(capsys, lambda: flows_1d.gaussian_flow(tfb.Chain([cdf, tfb.Invert(tfb.NormalCDF())]), cdf), "reversed", "right to left")
+    fails(capsys, lambda: flows_1d.gaussian_flow(tfb.Chain([tfb.NormalCDF(), cdf]), cdf), "inverse")
+    fails(capsys, lambda: flows_1d.gaussian_flow(tfb.Chain([tfb.Invert(tfb.NormalCDF()), _cdf(), tfb.Shift(0.3)]), cdf),
+          "Φ⁻¹(cdf_gaussian(x))")
 
 
-def test_inverse_cdf_samples(capsys):
+class RaisingBijector(tfb.Identity):
+    def _forward(self, x):
+        raise RuntimeError("student bug")
+
+
+@pytest.mark.parametrize("answer, words", [
+    (..., "placeholder"), ("Chain", "TFP bijector"), (lambda x: x, "TFP bijector"),
+    (RaisingBijector(), "raised RuntimeError"), (tfb.Reshape([13, 1], [13]), "shape"),
+])
+def test_gaussian_flow_weird_answers(capsys, answer, words):
+    fails(capsys, lambda: flows_1d.gaussian_flow(answer, _cdf()), words)
+
+
+# ---- lab 01: sampling by inversion ------------------------------------------------------------
+
+
+def bisection(cdf, u):
+    lo, hi = tf.fill(tf.shape(u), -20.0), tf.fill(tf.shape(u), 20.0)
+    for _ in range(60):
+        mid = (lo + hi) / 2
+        below = cdf.forward(mid) < u
+        lo, hi = tf.where(below, mid, lo), tf.where(below, hi, mid)
+    return (lo + hi) / 2
+
+
+def test_inverse_cdf_sampler(capsys):
     cdf = _cdf()
-    train = np.asarray(cdf.inverse(tf.random.stateless_uniform([1000], seed=[0, 1])))
-    u = tf.random.uniform([5000], seed=3)
-    passes(capsys, lambda: flows_1d.inverse_cdf_samples(cdf.inverse(u), cdf, train))
-    via_tfp = tfd.TransformedDistribution(tfd.Uniform(0.0, 1.0), tfb.Invert(cdf)).sample(4000, seed=5)
-    passes(capsys, lambda: flows_1d.inverse_cdf_samples(via_tfp, cdf, train))
-    fails(capsys, lambda: flows_1d.inverse_cdf_samples(np.zeros(5000, np.float32), cdf, train))
-    fails(capsys, lambda: flows_1d.inverse_cdf_samples(train, cdf, train), "training points")
-    fails(capsys, lambda: flows_1d.inverse_cdf_samples(cdf.forward(u.numpy()), cdf, train), "not distributed")
-    fails(capsys, lambda: flows_1d.inverse_cdf_samples(tf.random.normal([5000], seed=1), cdf, train))
-    fails(capsys, lambda: flows_1d.inverse_cdf_samples(..., cdf, train), "placeholder")
+    passes(capsys, lambda: flows_1d.inverse_cdf_sampler(lambda c, u: c.inverse(u), cdf))
+    passes(capsys, lambda: flows_1d.inverse_cdf_sampler(lambda c, u: tfb.Invert(c).forward(u), cdf))
+    passes(capsys, lambda: flows_1d.inverse_cdf_sampler(bisection, cdf))
+    # The observed false pass: samples drawn from the model, no inversion at all.
+    mog = tfd.MixtureSameFamily(tfd.Categorical(logits=cdf.logits), tfd.Normal(cdf.locs, tf.exp(cdf.log_scales)))
+    fails(capsys, lambda: flows_1d.inverse_cdf_sampler(lambda c, u: mog.sample(tf.shape(u)[0], seed=1), cdf), "given")
+    via_tfp = lambda c, u: tfd.TransformedDistribution(tfd.Uniform(0.0, 1.0), tfb.Invert(c)).sample(tf.shape(u), seed=5)  # noqa: E731
+    fails(capsys, lambda: flows_1d.inverse_cdf_sampler(via_tfp, cdf), "given")
+    fails(capsys, lambda: flows_1d.inverse_cdf_sampler(lambda c, u: c.forward(u), cdf), "F(u)", "backwards")
+    fails(capsys, lambda: flows_1d.inverse_cdf_sampler(lambda c, u: u, cdf), "unchanged")
+    fails(capsys, lambda: flows_1d.inverse_cdf_sampler(lambda c, u: tfd.Normal(0.0, 1.0).quantile(u), cdf), "normal")
+    fails(capsys, lambda: flows_1d.inverse_cdf_sampler(lambda c, u: tf.sort(c.inverse(u)), cdf), "given")
+    fails(capsys, lambda: flows_1d.inverse_cdf_sampler(lambda c, u: _cdf().inverse(u * 0.9), cdf), "F⁻¹")
+
+
+@pytest.mark.parametrize("answer, words", [
+    (..., "placeholder"), ("inverse", "function"), (raises, "raised RuntimeError"), (lambda c, u: ..., "placeholder"),
+    (lambda c, u: c.inverse(u)[:10], "shape"), (lambda c, u: tf.stack([u, u], 1), "shape"),
+    (lambda c, u: "x", "not a tensor"), (lambda c, u: u * np.nan, "NaN"),
+])
+def test_inverse_cdf_sampler_weird_answers(capsys, answer, words):
+    fails(capsys, lambda: flows_1d.inverse_cdf_sampler(answer, _cdf()), words)
+
+
+def test_inverse_cdf_sampler_needs_the_flow(capsys):
+    fails(capsys, lambda: flows_1d.inverse_cdf_sampler(lambda c, u: c.inverse(u), ...), "placeholder")
+    fails(capsys, lambda: flows_1d.inverse_cdf_sampler(lambda c, u: c.inverse(u), "cdf"), "MixtureCDF")
+
+
+# ---- lab 01: the trained flows ----------------------------------------------------------------
+
+
+def _true_cdf():
+    return MixtureCDF(np.log(WEIGHTS).astype(np.float32), np.float32(LOCS), np.log(SCALES).astype(np.float32))
+
+
+def _initial_cdf():
+    return MixtureCDF(tf.zeros(5), np.linspace(-3.0, 3.0, 5).astype(np.float32), tf.fill([5], np.float32(np.log(6 / 5))))
+
+
+BASES = {"Uniform[0, 1]": tfd.Uniform(0.0, 1.0), "N(0, 1)": tfd.Normal(0.0, 1.0)}
+
+
+def _models(make_cdf, log_prob=log_prob_direct, gaussian=True):
+    flows = {"Uniform[0, 1]": make_cdf(),
+             "N(0, 1)": tfb.Chain([tfb.Invert(tfb.NormalCDF()), make_cdf()]) if gaussian else make_cdf()}
+    return {name: (lambda x, f=flows[name], b=BASES[name]: log_prob(x, f, b)) for name in flows}
+
+
+def test_trained_cdf_flows(capsys):
+    _, x_test = load_bimodal(5000, 2000, seed=0)
+    passes(capsys, lambda: flows_1d.trained_cdf_flows(_models(_true_cdf), x_test))
+    passes(capsys, lambda: flows_1d.trained_cdf_flows(_models(_true_cdf, log_prob_tfp), x_test))
+    passes(capsys, lambda: flows_1d.trained_cdf_flows({"true": lambda x: bimodal_log_prob(np.asarray(x))}, x_test))
+    fails(capsys, lambda: flows_1d.trained_cdf_flows(_models(_initial_cdf), x_test), "trained")
+    missing = lambda x, f, b: b.log_prob(f.forward(x))  # noqa: E731
+    fails(capsys, lambda: flows_1d.trained_cdf_flows(_models(_true_cdf, missing), x_test), "integrate to 1", "log |f'(x)|")
+    doubled = lambda x, f, b: log_prob_direct(x, f, b) + 0.5  # a lying log-det: a higher score than the truth  # noqa: E731
+    fails(capsys, lambda: flows_1d.trained_cdf_flows(_models(_true_cdf, doubled), x_test), "integrate to 1")
+    fails(capsys, lambda: flows_1d.trained_cdf_flows(_models(_true_cdf, gaussian=False), x_test), "N(0, 1)", "Φ⁻¹")
+
+
+@pytest.mark.parametrize("models, words", [
+    (..., "placeholder"), ({"Uniform[0, 1]": ...}, "placeholder"), ("models", "dict"), ({}, "dict"),
+    ({"u": raises}, "raised RuntimeError"), ({"u": lambda x: tf.zeros([3])}, "shape"), ({"u": "model"}, "callable"),
+    ({"u": lambda x: x * np.nan}, "integrate"),
+])
+def test_trained_cdf_flows_weird_answers(capsys, models, words):
+    fails(capsys, lambda: flows_1d.trained_cdf_flows(models, np.linspace(-1, 1, 50)), words)
 
 
 def test_bimodal_dataset():
@@ -94,12 +216,12 @@ def test_bimodal_dataset():
         load_bimodal(-1)
 
 
-# ---- lab 03 ------------------------------------------------------------------------------------
+# ---- lab 03: the conditional network -----------------------------------------------------------
 
 
-def mlp(k):
+def mlp(k, output=None):
     return tf.keras.Sequential([tf.keras.layers.Dense(32, activation="relu"), tf.keras.layers.Dense(32, activation="relu"),
-                                tf.keras.layers.Dense(3 * k)])
+                                tf.keras.layers.Dense(3 * k, activation=output)])
 
 
 def functional(k):
@@ -108,14 +230,59 @@ def functional(k):
     return tf.keras.Model(inputs, tf.keras.layers.Dense(3 * k, kernel_initializer="zeros")(hidden))
 
 
+class Subclassed(tf.keras.layers.Layer):
+    def __init__(self, k):
+        super().__init__()
+        self.hidden = tf.keras.layers.Dense(64, activation="relu")
+        self.out = tf.keras.layers.Dense(3 * k)
+
+    def call(self, x1):
+        return self.out(self.hidden(x1))
+
+
 def test_conditional_network(capsys):
     passes(capsys, lambda: face.conditional_network(mlp))
     passes(capsys, lambda: face.conditional_network(functional))
+    passes(capsys, lambda: face.conditional_network(Subclassed))
     fails(capsys, lambda: face.conditional_network(lambda k: tf.keras.Sequential([tf.keras.layers.Dense(3 * k)])), "linear")
     fails(capsys, lambda: face.conditional_network(lambda k: mlp(5)), "num_components")
     shared = mlp(5)
     fails(capsys, lambda: face.conditional_network(lambda k: shared if k == 5 else mlp(k)), "same network")
-    fails(capsys, lambda: face.conditional_network(lambda k: ...), "placeholder")
+    zeros = lambda k: tf.keras.layers.Lambda(lambda x1: tf.zeros([tf.shape(x1)[0], 3 * k]))  # noqa: E731 - the stub
+    fails(capsys, lambda: face.conditional_network(zeros), "no trainable weights")
+
+
+@pytest.mark.parametrize("output", ["relu", "softplus", "sigmoid", "tanh"])
+def test_conditional_network_output_activation(capsys, output):
+    # The observed false pass: an output activation. The hint names the output layer, not conditioning.
+    fails(capsys, lambda: face.conditional_network(lambda k: mlp(k, output)), "output layer", "no activation")
+
+
+def test_conditional_network_output_activation_behaviour(capsys):
+    # Activations the structure does not show: only the network's behaviour gives them away.
+    relu_lambda = lambda k: tf.keras.Sequential([mlp(k), tf.keras.layers.Lambda(tf.nn.relu)])  # noqa: E731
+    fails(capsys, lambda: face.conditional_network(relu_lambda), "output layer", "below zero")
+    squashed = lambda k: tf.keras.Sequential([mlp(k), tf.keras.layers.Lambda(lambda t: 0.9 * tf.tanh(t))])  # noqa: E731
+    fails(capsys, lambda: face.conditional_network(squashed), "output layer", "(-1, 1)")
+    separate = lambda k: tf.keras.Sequential([mlp(k), tf.keras.layers.Activation("softplus")])  # noqa: E731
+    fails(capsys, lambda: face.conditional_network(separate), "output layer", "softplus")
+
+
+class RaisingLayer(tf.keras.layers.Layer):
+    def call(self, x):
+        raise RuntimeError("student bug")
+
+
+@pytest.mark.parametrize("answer, words", [
+    (..., "placeholder"), ("network", "function"), (raises, "raised RuntimeError"), (lambda k: ..., "placeholder"),
+    (lambda k: "mlp", "Keras layer"), (lambda k: RaisingLayer(), "raised RuntimeError"),
+    (lambda k: tf.keras.layers.Dense(2 * k), "shape"), (lambda: mlp(5), "raised TypeError"),
+])
+def test_conditional_network_weird_answers(capsys, answer, words):
+    fails(capsys, lambda: face.conditional_network(answer), words)
+
+
+# ---- lab 03: the log-likelihood ---------------------------------------------------------------
 
 
 def ar_log_prob_bijectors(x, conditioner):
@@ -143,9 +310,31 @@ def test_ar_log_prob(capsys):
     fails(capsys, lambda: face.ar_log_prob(lambda x, c: _mixture(c.marginal_params()).log_prob(x[:, 0])), "only")
     wrong_input = lambda x, c: _mixture(c.marginal_params()).log_prob(x[:, 0]) + _mixture(  # noqa: E731
         c.conditional_params(x[:, 1:])).log_prob(x[:, 1])
-    fails(capsys, lambda: face.ar_log_prob(wrong_input))
-    fails(capsys, lambda: face.ar_log_prob(lambda x, c: tf.stack([ar_log_prob_bijectors(x, c)] * 2, 1)), "shape")
-    fails(capsys, lambda: face.ar_log_prob(lambda x, c: ...), "placeholder")
+    fails(capsys, lambda: face.ar_log_prob(wrong_input), "x1 only")
+    fails(capsys, lambda: face.ar_log_prob(lambda x, c: tf.stack([ar_log_prob_bijectors(x, c)] * 2, 1)), "stacked")
+    by_column = lambda x, c: tf.concat([_mixture(c.marginal_params()).log_prob(x[:, :1]),  # noqa: E731
+                                        _mixture(c.conditional_params(x[:, :1])).log_prob(x[:, 1])[:, None]], 1)
+    fails(capsys, lambda: face.ar_log_prob(by_column), "stacked")
+
+
+def test_ar_log_prob_kept_columns(capsys):
+    # The observed wrong blame: (n, 1) slices kept got "added, not stacked".
+    columns = lambda x, c: (MixtureCDF.from_params(c.marginal_params()).forward_log_det_jacobian(x[:, :1], 0)  # noqa: E731
+                            + MixtureCDF.from_params(c.conditional_params(x[:, :1])).forward_log_det_jacobian(x[:, 1:], 0))
+    fails(capsys, lambda: face.ar_log_prob(columns), "x[:, 0]", "(n, 1)")
+    keepdims = lambda x, c: ar_log_prob_bijectors(x, c)[:, None]  # noqa: E731
+    fails(capsys, lambda: face.ar_log_prob(keepdims), "x[:, 0]")
+
+
+@pytest.mark.parametrize("answer, words", [
+    (..., "placeholder"), ("log p", "function"), (raises, "raised RuntimeError"), (lambda x, c: ..., "placeholder"),
+    (lambda x, c: "nope", "not a tensor"), (lambda x, c: tf.zeros([4]), "shape"), (lambda x: x, "raised TypeError"),
+])
+def test_ar_log_prob_weird_answers(capsys, answer, words):
+    fails(capsys, lambda: face.ar_log_prob(answer), words)
+
+
+# ---- lab 03: sampling in order ----------------------------------------------------------------
 
 
 def sample_bijectors(n, conditioner, seed=0):
@@ -182,23 +371,62 @@ def test_sample_in_order(capsys):
         u = tf.random.stateless_uniform([n, 2], seed=[seed, 0])
         return MixtureCDF.from_params(c.marginal_params()).inverse(u)
 
-    fails(capsys, lambda: face.sample_in_order(theta2_of_u1), "x2")
+    fails(capsys, lambda: face.sample_in_order(theta2_of_u1), "x2", "x1 you just sampled")
     fails(capsys, lambda: face.sample_in_order(same_u), "independent")
     fails(capsys, lambda: face.sample_in_order(theta1_twice), "x2")
     fails(capsys, lambda: face.sample_in_order(lambda n, c, seed=0: tf.zeros([n, 2])), "vary")
-    fails(capsys, lambda: face.sample_in_order(lambda n, c, seed=0: tf.random.uniform([n, 2])))
-    fails(capsys, lambda: face.sample_in_order(...), "placeholder")
+    fails(capsys, lambda: face.sample_in_order(lambda n, c, seed=0: tf.random.uniform([n, 2])), "x1")
 
 
-def test_trained_face_flow(capsys):
-    train, test = load_face(1000, 500)
-    flow = build_autoregressive_mixture_cdf(2, num_components=5, hidden_units=(32, 32))
-    fails(capsys, lambda: face.trained_face_flow(flow, test), "Gaussian")  # untrained: broad
-    flowlab.training.fit(flow, train, epochs=12, batch_size=100, learning_rate=5e-3, verbose=0)
-    passes(capsys, lambda: face.trained_face_flow(flow, test))
-    kde = tfd.MixtureSameFamily(tfd.Categorical(logits=tf.zeros(len(train))),
-                                tfd.MultivariateNormalDiag(loc=train, scale_diag=tf.fill([len(train), 2], 0.2)))
-    passes(capsys, lambda: face.trained_face_flow(kde, test))
-    gaussian = tfd.MultivariateNormalTriL(loc=train.mean(0), scale_tril=np.linalg.cholesky(np.cov(train.T)).astype(np.float32))
-    fails(capsys, lambda: face.trained_face_flow(gaussian, test), "Gaussian")
-    fails(capsys, lambda: face.trained_face_flow(..., test), "placeholder")
+@pytest.mark.parametrize("answer, words", [
+    (..., "placeholder"), ("samples", "function"), (raises, "raised RuntimeError"), (lambda n, c, seed=0: ..., "placeholder"),
+    (lambda n, c: tf.zeros([n, 2]), "raised TypeError"), (lambda n, c, seed=0: tf.zeros([n]), "shape"),
+    (lambda n, c, seed=0: tf.fill([n, 2], np.nan), "NaN"),
+])
+def test_sample_in_order_weird_answers(capsys, answer, words):
+    fails(capsys, lambda: face.sample_in_order(answer), words)
+
+
+# ---- lab 03: the trained flows ----------------------------------------------------------------
+
+
+class Density:
+    """A stand-in for the notebook's trained model: anything with log_prob(x)."""
+
+    def __init__(self, log_prob):
+        self.log_prob = log_prob
+
+
+def kde(points, bandwidth):
+    return tfd.MixtureSameFamily(tfd.Categorical(logits=tf.zeros(len(points))),
+                                 tfd.MultivariateNormalDiag(loc=points, scale_diag=tf.fill([len(points), 2], bandwidth)))
+
+
+def gaussian_fit(points):
+    return tfd.MultivariateNormalTriL(loc=points.mean(0), scale_tril=np.linalg.cholesky(np.cov(points.T)).astype(np.float32))
+
+
+@pytest.mark.parametrize("data, check, bandwidth", [
+    ("moons", face.trained_moons_flow, 0.08), ("face", face.trained_face_flow, 0.25),
+])
+def test_trained_flows(capsys, data, check, bandwidth):
+    train, test = load_two_moons(300, 500, seed=0) if data == "moons" else load_face(300, 500, seed=0)
+    good = kde(train, bandwidth)
+    passes(capsys, lambda: check(good, test))
+    passes(capsys, lambda: check(Density(lambda x: good.log_prob(x)), test))
+    fails(capsys, lambda: check(gaussian_fit(train), test), "does not fit", "output layer")
+    # A density that lies about its normalisation -- it scores better than the truth -- must fail.
+    fails(capsys, lambda: check(Density(lambda x: good.log_prob(x) + 1.0), test), "integrate to 1")
+    # The x1 term only: one conditional is missing, so the "density" is not one.
+    x1_density = tfd.MixtureSameFamily(tfd.Categorical(logits=tf.zeros(len(train))), tfd.Normal(train[:, 0], bandwidth))
+    fails(capsys, lambda: check(Density(lambda x: x1_density.log_prob(x[:, 0])), test), "integrate to 1")
+
+
+@pytest.mark.parametrize("model, words", [
+    (..., "placeholder"), ("flow", "log_prob method"), (Density(raises), "raised RuntimeError"),
+    (Density(lambda x: tf.zeros([3])), "one number per point"), (Density(lambda x: "p"), "not a tensor"),
+    (Density(lambda x: tf.fill(tf.shape(x)[:1], np.nan)), "not finite"),
+])
+def test_trained_flows_weird_answers(capsys, model, words):
+    _, test = load_face(10, 50, seed=0)
+    fails(capsys, lambda: face.trained_face_flow(model, test), words)

@@ -1,8 +1,12 @@
-"""Checks for lab 03, the 2-D autoregressive mixture-CDF flow: network, log-likelihood, sampling, training."""
+"""Checks for lab 03, the 2-D autoregressive mixture-CDF flow: network, log-likelihood, sampling, training.
+
+Every call into the student's objects runs inside :func:`student_code`; the expected numbers are
+computed on our side, from flowlab's own bijectors, at fixed points (no random draws).
+"""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 import tensorflow as tf
@@ -10,22 +14,27 @@ import tensorflow_probability as tfp
 
 from flowlab.bijectors.autoregressive_cdf import AutoregressiveMixtureCDF, MixtureConditioner2D
 from flowlab.bijectors.mixture_cdf import MixtureCDF
-from flowlab.checks.core import CheckFailed, check, is_stub, require, to_numpy
+from flowlab.checks.core import CheckFailed, check, need, need_function, printable, require, student_code, to_numpy
 
-__all__ = ["conditional_network", "ar_log_prob", "sample_in_order", "trained_face_flow"]
+__all__ = ["conditional_network", "ar_log_prob", "sample_in_order", "trained_moons_flow", "trained_face_flow",
+           "measure_moons", "measure_face", "MASS_TOLERANCE", "MOONS_NLL_LIMIT", "FACE_NLL_LIMIT"]
 
 tfd, tfb = tfp.distributions, tfp.bijectors
 
 # Points the checks evaluate functions at, fixed so that verdicts never depend on a random draw.
 _POINTS = np.array([[0.0, 0.0], [1.0, -0.5], [-1.5, 2.0], [0.3, 0.7], [2.0, 1.0], [-2.5, -1.0]], np.float32)
 _X1 = np.linspace(-3.0, 3.0, 41, dtype=np.float32)[:, None]
+_X1_WIDE = np.linspace(-30.0, 30.0, 121, dtype=np.float32)[:, None]
 _KS_LIMIT = 0.06  # Kolmogorov-Smirnov distance for 2000 draws: a correct sampler exceeds it with p ~ 1e-6
 
-
-def _callable(fn: Any, what: str) -> None:
-    if is_stub(fn):
-        raise CheckFailed(f"{what} is still a placeholder (`...`): fill in the TODO above")
-    require(callable(fn), f"{what} should be a function, got {type(fn).__name__}")
+# The trained-flow checks: the density must integrate to 1 over a grid that holds the data with a
+# wide margin, and score below a limit on the test points (nats per point, both coordinates).
+# bench/check_margins.md has the fast-mode numbers behind these limits, over seeds.
+MASS_TOLERANCE = 0.05
+MOONS_NLL_LIMIT = 1.0   # correct answers, fast mode: 0.47-0.55; a network that ignores x1: 1.53 and up
+FACE_NLL_LIMIT = 1.8    # correct answers, fast mode: 1.37-1.40 (0.69 nats/dim); ignoring x1: 2.14 and up
+_MOONS_GRID = (np.linspace(-3.0, 4.0, 351, dtype=np.float32), np.linspace(-3.0, 3.5, 326, dtype=np.float32))
+_FACE_GRID = (np.linspace(-7.0, 7.0, 351, dtype=np.float32), np.linspace(-6.0, 7.5, 338, dtype=np.float32))
 
 
 def _reference_conditioner() -> MixtureConditioner2D:
@@ -46,31 +55,65 @@ def _ks_uniform(u: np.ndarray) -> float:
     return float(max(np.max(grid - u), np.max(u - (grid - 1.0 / n))))
 
 
+_NONLINEAR = {"relu", "softplus", "sigmoid", "tanh", "elu", "selu", "exponential", "softmax", "swish", "silu", "gelu",
+              "hard_sigmoid", "softsign", "relu6", "leaky_relu", "mish"}
+
+
+def _output_activation(network: Any) -> str | None:
+    """The name of a nonlinear activation on the network's last layer, if it has a recognisable one."""
+    layers = getattr(network, "layers", None)
+    last = layers[-1] if isinstance(layers, list) and layers else network
+    activation = getattr(last, "activation", None)
+    name = getattr(activation, "__name__", None) or (activation if isinstance(activation, str) else None)
+    return name if isinstance(name, str) and name.lower() in _NONLINEAR else None
+
+
+_ACTIVATION_HINT = ("the output layer must have no activation (a plain Dense(3 * num_components)): logits, locations "
+                    "and log-scales can be any real numbers, negative or large")
+
+
 @check("conditional network θ2(x1)")
 def conditional_network(make_network: Any, num_components: int = 5) -> None:
-    """A fresh Keras layer per call, mapping x1 of shape (n, 1) to 3K numbers, nonlinear in x1."""
-    _callable(make_network, "make_conditional_network")
+    """A fresh Keras layer per call, mapping x1 of shape (n, 1) to 3K real numbers, nonlinear in x1."""
+    need_function(make_network, "make_conditional_network")
     networks = []
     for k in (num_components, 3, num_components):
-        network = make_network(k)
-        if is_stub(network):
-            raise CheckFailed("make_conditional_network returns a placeholder: return a Keras layer")
-        require(isinstance(network, tf.keras.layers.Layer),
-                f"make_conditional_network should return a Keras layer (e.g. tf.keras.Sequential), got {type(network).__name__}")
-        out = to_numpy(network(tf.constant(_X1)), "network(x1)")
+        with student_code(f"make_conditional_network({k})"):
+            network = make_network(k)
+        need(network, f"make_conditional_network({k})")
+        require(isinstance(network, tf.keras.layers.Layer), "make_conditional_network should return a Keras layer (e.g. "
+                f"tf.keras.Sequential), got {printable(type(network).__name__)}")
+        with student_code("network(x1)"):
+            result = network(tf.constant(_X1))
+        out = to_numpy(result, "network(x1)")
         require(out.shape == (len(_X1), 3 * k),
                 f"for K = {k}, network(x1) of shape ({len(_X1)}, 1) has shape {out.shape}; expected ({len(_X1)}, {3 * k}): "
                 "K logits, K locations and K log-scales per point (use the num_components argument)")
-        require(len(network.trainable_variables) > 0, "the network has no trainable weights")
-        networks.append(network)
-    first, _, again = networks
-    shared = {id(v) for v in first.trainable_variables} & {id(v) for v in again.trainable_variables}
+        with student_code("network.trainable_variables"):
+            variables = list(network.trainable_variables)
+        require(len(variables) > 0, "the network has no trainable weights: build it from Dense layers, which learn")
+        networks.append((network, variables))
+    (first, first_vars), _, (again, again_vars) = networks
+    shared = {id(v) for v in first_vars} & {id(v) for v in again_vars}
     require(not shared, "make_conditional_network returns the same network every time: build a new one inside the function")
+    activation = _output_activation(again)
+    if activation is not None:
+        raise CheckFailed(f"{_ACTIVATION_HINT}; yours ends in {printable(activation)}")
     # Behaviour, not architecture: give a fresh network random weights and see whether its output
-    # bends as x1 moves (a zero-initialised output layer would hide that, so we replace it).
+    # bends as x1 moves, and whether it can be negative and large (a zero-initialised output layer
+    # would hide both, so every weight is replaced).
     rng = np.random.default_rng(0)
-    again.set_weights([rng.normal(0.0, 0.7, size=w.shape).astype(np.float32) for w in again.get_weights()])
-    out = to_numpy(again(tf.constant(_X1)), "network(x1)")
+    with student_code("network.get_weights() / set_weights()"):
+        again.set_weights([rng.normal(0.0, 0.7, size=np.shape(w)).astype(np.float32) for w in again.get_weights()])
+    with student_code("network(x1)"):
+        result, wide = again(tf.constant(_X1)), again(tf.constant(_X1_WIDE))
+    out = to_numpy(result, "network(x1)")
+    out_wide = to_numpy(wide, "network(x1)")
+    require(bool(np.all(np.isfinite(out))) and bool(np.all(np.isfinite(out_wide))), "network(x1) gives NaN or infinite values")
+    both = np.concatenate([out, out_wide])
+    require(bool(both.min() < -0.5) and bool(both.max() > 0.5),
+            f"{_ACTIVATION_HINT}; with random weights yours never goes below zero (or never above it)")
+    require(bool(np.abs(both).max() > 1.5), f"{_ACTIVATION_HINT}; with random weights yours stays within (-1, 1)")
     design = np.concatenate([_X1.astype(np.float64), np.ones_like(_X1, dtype=np.float64)], axis=1)
     coef, *_ = np.linalg.lstsq(design, out, rcond=None)
     residual = np.abs(out - design @ coef).max()
@@ -82,12 +125,21 @@ def conditional_network(make_network: Any, num_components: int = 5) -> None:
 @check("log-likelihood of the autoregressive flow")
 def ar_log_prob(fn: Any) -> None:
     """fn(x, conditioner) = log p(x1; θ1) + log p(x2; θ2(x1)) for a batch of points."""
-    _callable(fn, "ar_log_prob")
+    need_function(fn, "ar_log_prob")
     conditioner = _reference_conditioner()
-    got = to_numpy(fn(tf.constant(_POINTS), conditioner), "ar_log_prob(x, conditioner)")
-    require(got.shape == (len(_POINTS),),
-            f"ar_log_prob of {len(_POINTS)} points has shape {got.shape}; expected ({len(_POINTS)},): one number per point "
-            "(the two conditionals' log-densities added, not stacked)")
+    n = len(_POINTS)
+    with student_code("ar_log_prob(x, conditioner)"):
+        result = fn(tf.constant(_POINTS), conditioner)
+    got = to_numpy(result, "ar_log_prob(x, conditioner)")
+    if got.shape == (n, 2):
+        raise CheckFailed(f"ar_log_prob of {n} points has shape {got.shape}: the two conditionals' log-densities are "
+                          "stacked side by side; add them, one number per point (shape (n,))")
+    if got.ndim == 2 and got.shape in ((n, 1), (n, n)):
+        raise CheckFailed(f"ar_log_prob of {n} points has shape {got.shape}; expected ({n},). Score the values x[:, 0] "
+                          "and x[:, 1], of shape (n,): slices such as x[:, :1] keep a column of shape (n, 1), which "
+                          "only conditional_params needs")
+    require(got.shape == (n,), f"ar_log_prob of {n} points has shape {got.shape}; expected ({n},): one log-likelihood "
+            "per point")
     bijector = AutoregressiveMixtureCDF(conditioner)
     per_dim = to_numpy(bijector.mixtures(_POINTS).forward_log_det_jacobian(_POINTS, event_ndims=0))
     expected = per_dim.sum(axis=1)
@@ -99,6 +151,11 @@ def ar_log_prob(fn: Any) -> None:
     with_theta1 = per_dim[:, 0] + to_numpy(MixtureCDF.from_params(first).forward_log_det_jacobian(_POINTS[:, 1], 0))
     if np.allclose(got, with_theta1, atol=1e-4):
         raise CheckFailed("x2 was scored with θ1: its mixture's parameters are θ2(x1) = conditioner.conditional_params(x[:, :1])")
+    theta2_of_x2 = to_numpy(conditioner.conditional_params(_POINTS[:, 1:]))
+    with_x2 = per_dim[:, 0] + to_numpy(MixtureCDF.from_params(theta2_of_x2).forward_log_det_jacobian(_POINTS[:, 1], 0))
+    if np.allclose(got, with_x2, atol=1e-4):
+        raise CheckFailed("θ2 was computed from x2: the conditional of x2 depends on x1 only, "
+                          "θ2(x1) = conditioner.conditional_params(x[:, :1])")
     require(bool(np.allclose(got, expected, atol=1e-4)),
             "ar_log_prob should be log p(x1; θ1) + log p(x2; θ2(x1)) (the uniform base adds log 1 = 0); the log-density "
             "of a mixture is MixtureCDF.from_params(θ).forward_log_det_jacobian(x, event_ndims=0)")
@@ -107,9 +164,11 @@ def ar_log_prob(fn: Any) -> None:
 @check("sampling in order: x1, then x2 given x1")
 def sample_in_order(fn: Any) -> None:
     """fn(n, conditioner, seed) returns n points whose latents F(x) are uniform on the unit square."""
-    _callable(fn, "sample_in_order")
+    need_function(fn, "sample_in_order")
     conditioner = _reference_conditioner()
-    samples = to_numpy(fn(2000, conditioner, seed=1), "sample_in_order(2000, conditioner, seed=1)")
+    with student_code("sample_in_order(2000, conditioner, seed=1)"):
+        result = fn(2000, conditioner, seed=1)
+    samples = to_numpy(result, "sample_in_order(2000, conditioner, seed=1)")
     require(samples.shape == (2000, 2), f"sample_in_order(2000, ...) has shape {samples.shape}; expected (2000, 2)")
     require(bool(np.all(np.isfinite(samples))), "some samples are NaN or infinite")
     require(bool(np.ptp(samples, axis=0).min() > 0), "the samples do not vary: draw u uniformly and invert the CDFs")
@@ -123,14 +182,59 @@ def sample_in_order(fn: Any) -> None:
             "u1 and u2 must be independent draws: do not reuse the same uniform numbers for both coordinates")
 
 
-@check("trained flow models the face")
-def trained_face_flow(flow: Any, x_test: Any) -> None:
-    """On held-out face points the flow scores well under 1.2 nats/dim (a Gaussian scores about 1.7)."""
-    if is_stub(flow):
-        raise CheckFailed("the flow is still a placeholder")
-    require(isinstance(flow, tfd.Distribution), f"expected a TFP distribution, got {type(flow).__name__}")
+def _measure(log_prob: Callable[[tf.Tensor], Any], x_test: Any, grid: tuple[np.ndarray, np.ndarray]) -> tuple[float, float]:
+    xs, ys = grid
+    points = np.stack(np.meshgrid(xs, ys), axis=-1).reshape(-1, 2)
+    with student_code("the trained model's log_prob on a grid of points"):
+        chunks = [log_prob(tf.constant(chunk)) for chunk in np.array_split(points, 8)]
+    values = [to_numpy(c, "the trained model's log_prob") for c in chunks]
+    require(all(v.shape == (len(c),) for v, c in zip(values, np.array_split(points, 8))),
+            "the trained model's log_prob should return one number per point, shape (n,)")
+    grid_values = np.concatenate(values).reshape(len(ys), len(xs))
+    with np.errstate(all="ignore"):
+        density = np.exp(np.where(np.isnan(grid_values), np.inf, np.minimum(grid_values, 700.0)))
+    mass = float(np.trapezoid(np.trapezoid(density, xs.astype(np.float64), axis=1), ys.astype(np.float64)))
     x = np.asarray(x_test, np.float32)
-    nll = -float(np.mean(to_numpy(flow.log_prob(x), "flow.log_prob(x_test)"))) / 2
+    with student_code("the trained model's log_prob on the test points"):
+        on_test = log_prob(tf.constant(x))
+    test_values = to_numpy(on_test, "the trained model's log_prob on the test points")
+    require(test_values.shape == (len(x),), f"the trained model's log_prob of {len(x)} points has shape "
+            f"{test_values.shape}; expected ({len(x)},)")
+    return mass, -float(np.mean(test_values))
+
+
+def measure_moons(log_prob: Callable[[tf.Tensor], Any], x_test: Any) -> tuple[float, float]:
+    """``(mass, test NLL in nats per point)``: what :func:`trained_moons_flow` measures."""
+    return _measure(log_prob, x_test, _MOONS_GRID)
+
+
+def measure_face(log_prob: Callable[[tf.Tensor], Any], x_test: Any) -> tuple[float, float]:
+    """``(mass, test NLL in nats per point)``: what :func:`trained_face_flow` measures."""
+    return _measure(log_prob, x_test, _FACE_GRID)
+
+
+def _trained(model: Any, x_test: Any, measure: Callable[..., tuple[float, float]], limit: float, data: str) -> None:
+    need(model, "the trained model")
+    log_prob = getattr(model, "log_prob", None)
+    require(callable(log_prob), f"expected a trained model with a log_prob method, got {printable(type(model).__name__)}")
+    mass, nll = measure(log_prob, x_test)
     require(bool(np.isfinite(nll)), "the test log-likelihood is not finite: did training diverge?")
-    require(nll < 1.2, "the flow is not much better than a Gaussian on held-out points (1.2 nats/dim or more): "
-            "was it trained with model.fit, and does its conditional network depend on x1?")
+    require(bool(np.isfinite(mass)) and abs(mass - 1.0) < MASS_TOLERANCE,
+            "the trained model's density does not integrate to 1 over the plane, so it is not a density: ar_log_prob "
+            "must be exactly log p(x1; θ1) + log p(x2; θ2(x1)), each term a normalised mixture density")
+    require(nll < limit,
+            f"the trained flow does not fit {data} (its test NLL is close to a model that ignores x1): θ2 must be able to "
+            "follow x1 — hidden layers with a nonlinear activation, an output layer with no activation — and the "
+            "training cell must have run after your answers")
+
+
+@check("trained flow models two moons")
+def trained_moons_flow(model: Any, x_test: Any) -> None:
+    """The trained density integrates to 1 and scores below MOONS_NLL_LIMIT nats on held-out moons."""
+    _trained(model, x_test, measure_moons, MOONS_NLL_LIMIT, "two moons")
+
+
+@check("trained flow models the face")
+def trained_face_flow(model: Any, x_test: Any) -> None:
+    """The trained density integrates to 1 and scores below FACE_NLL_LIMIT nats on held-out face points."""
+    _trained(model, x_test, measure_face, FACE_NLL_LIMIT, "the face")
