@@ -123,7 +123,7 @@ def test_changed_locked_cells_are_reported(results):
 @pytest.mark.parametrize("route, words", [
     ("silenced_tracebacks", "showtraceback"), ("patched_check", "check.mean_value"),
     ("patched_print", "builtins.print"), ("rebound_print", "`print`"), ("fake_module", "sys.modules"),
-    ("rewritten_stdout", "sys.stdout"), ("prints_verdict", "\u2714 verdict"), ("always_equal", "__eq__"),
+    ("rewritten_stdout", "sys.stdout"), ("prints_verdict", "pass mark (U+2714)"), ("always_equal", "__eq__"),
 ])
 def test_flags_name_the_tampering(results, route, words):
     assert any(words in flag for flag in results[route].flags), results[route].flags
@@ -154,10 +154,26 @@ def test_honest_code_is_not_flagged(source):
     ("check = None", "`check`"),
     ("from IPython.core.interactiveshell import InteractiveShell", "InteractiveShell"),
     ("del sys.modules['x']", "sys.modules"),
-    ("x = chr(10004)", "verdict"),
+    ("x = chr(10004)", "pass mark"),
     ("__builtins__.print = None", "__builtins__"),
     ("f.__code__ = g.__code__", "__code__"),
 ])
 def test_tampering_code_is_flagged(source, words):
+    flags = _scan(source)
+    assert any(words in f for f in flags), flags
+
+
+@pytest.mark.parametrize("source, words", [
+    ("c = check\nc.__dict__['square'] = print", "another name"),
+    ("c = check\nc.__dict__['square'] = print", "__dict__"),
+    ("f = check.square", "another name"),
+    ("import importlib\nm = importlib.import_module('tinylab' + '_checks')", "importlib.import_module"),
+    ("from importlib import import_module", "import_module"),
+    ("check._core._print = None", "_print"),
+    ("x = getattr(check, 'squ' + 'are')", "getattr"),
+    ("text = open('/work/solutions/02_two_moons.ipynb').read()", "reads"),
+    ("import os\nnames = os.listdir('/proc')", "/proc"),
+])
+def test_routes_around_the_checks_are_flagged(source, words):
     flags = _scan(source)
     assert any(words in f for f in flags), flags

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Iterable
 
 from flowlab.checks.core import FAIL, PASS
-from flowlab.grading.scoring import SubmissionResult
+from flowlab.grading.scoring import SubmissionResult, visible
 
 __all__ = ["write_json", "write_gradebook", "write_feedback", "feedback_text", "ordered", "write_atomic"]
 
@@ -98,15 +98,21 @@ def write_gradebook(results: list[SubmissionResult], columns: dict[str, list[str
     write_atomic(path, handle.getvalue())
 
 
+def _plain(text: str) -> str:
+    """Text that came from the student's notebook or kernel: control characters made visible, and
+    no pass mark, which on a card only the grader writes."""
+    return visible(str(text)).replace(PASS, "(U+2714)")
+
+
 def feedback_text(result: SubmissionResult) -> str:
     lines = [f"flowlab grade: {result.student}, lab {result.lab or '?'}", f"file: {result.path}", ""]
     if result.status == "invalid":
-        lines += [f"Not graded: {result.reason}", "Score: 0", ""]
+        lines += [f"Not graded: {_plain(result.reason)}", "Score: 0", ""]
         return "\n".join(lines)
     if result.status == "error":
         lines += [f"The grader failed on this file (not your fault): {result.reason.splitlines()[0]}", ""]
     for warning in result.warnings:
-        lines.append(f"Note: {warning}")
+        lines.append(f"Note: {_plain(warning)}")
     if result.warnings:
         lines.append("")
     lines += [f"Score: {_number(result.total)} / {_number(result.max_points)} points", ""]
@@ -120,14 +126,14 @@ def feedback_text(result: SubmissionResult) -> str:
         elif check.passed:
             lines.append(f"{PASS} {check.title} {score}")
         else:
-            lines.append(f"{FAIL} {check.title} {score}" + (f": {check.feedback}" if check.feedback else ""))
+            lines.append(f"{FAIL} {check.title} {score}" + (f": {_plain(check.feedback)}" if check.feedback else ""))
     if result.flags:
-        lines += ["", f"Flagged for review: {result.reason}"] + [f"  - {flag}" for flag in result.flags]
+        lines += ["", f"Flagged for review: {result.reason}"] + [f"  - {_plain(flag)}" for flag in result.flags]
     if result.changes:
         lines += ["", "Cells you changed or deleted that the grader does not use:"]
-        lines += [f"  - {change}" for change in result.changes]
+        lines += [f"  - {_plain(change)}" for change in result.changes]
     if result.notes:
-        lines += ["", "What happened while your notebook ran:"] + [f"  - {note}" for note in result.notes]
+        lines += ["", "What happened while your notebook ran:"] + [f"  - {_plain(note)}" for note in result.notes]
     return "\n".join(lines) + "\n"
 
 

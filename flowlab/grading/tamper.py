@@ -45,6 +45,14 @@ FORBIDDEN_IMPORTS = {
     "IPython.core.interactiveshell": "imports IPython's InteractiveShell (the traceback display)",
 }
 DYNAMIC_CODE = {"exec", "eval", "compile", "__import__", "globals", "vars", "setattr", "delattr"}
+# importlib's ways to reach a module by a name built at run time, or to load one from a file.
+IMPORTLIB_CALLS = {"import_module", "reload", "spec_from_file_location", "module_from_spec", "find_spec",
+                   "exec_module", "load_module", "SourceFileLoader"}
+# The check machinery's own writer: replacing it rewrites every verdict.
+PRIVATE_WRITERS = {"_print", "_write"}
+# Calls that read files or list folders; with a path naming a solution, a notebook or /proc.
+FILE_CALLS = {"open", "Path", "listdir", "scandir", "glob", "iglob", "walk", "read_text", "read_bytes", "loadtxt"}
+SUSPECT_PATH_WORDS = ("solution", ".ipynb", "/proc")
 PASS_BYTES = PASS.encode("utf-8")
 
 
@@ -150,7 +158,9 @@ class _Scanner(ast.NodeVisitor):
         elif isinstance(target, (ast.Attribute, ast.Subscript)):
             text = ast.unparse(target)
             root = _root(target)
-            if isinstance(target, ast.Attribute) and target.attr in SUSPECT_ATTRIBUTES:
+            if any(isinstance(n, ast.Attribute) and n.attr == "__dict__" for n in ast.walk(target)):
+                self.flag(target, f"{verb} `{text}` (into an object's or module's namespace)")
+            elif isinstance(target, ast.Attribute) and target.attr in SUSPECT_ATTRIBUTES:
                 self.flag(target, f"{verb} `{text}`")
             elif isinstance(root, ast.Name) and (root.id in self.modules or root.id in self.protected):
                 self.flag(target, f"{verb} `{text}` inside a module the grading relies on")
@@ -162,7 +172,17 @@ class _Scanner(ast.NodeVisitor):
         for target in node.targets:
             self._target(target, "assigns")
         self._always_true_eq(node)
+        self._alias(node.value)
         self.generic_visit(node)
+
+    def _alias(self, value: ast.AST) -> None:
+        """``c = check`` (or ``p = print``, ``f = check.mean_value``): a second name for something the
+        checks use, through which it can be patched without naming it."""
+        values = value.elts if isinstance(value, (ast.Tuple, ast.List)) else [value]
+        for item in values:
+            if isinstance(item, (ast.Name, ast.Attribute)) and _root_name(item) in self.protected \
+                    and not isinstance(_root(item), ast.Call):
+                self.flag(item, f"gives `{ast.unparse(item)}`, which the checks use, another name")
 
     def visit_AugAssign(self, node: ast.AugAssign) -> None:
         self._target(node.target, "assigns")
@@ -208,6 +228,8 @@ class _Scanner(ast.NodeVisitor):
         for alias in node.names:
             self._defines(node, alias.asname or alias.name)
             full = f"{module}.{alias.name}"
+            if module.startswith("importlib") and alias.name in IMPORTLIB_CALLS:
+                self.flag(node, f"imports `{alias.name}` (imports a module by a name built at run time)")
             if module in FORBIDDEN_IMPORTS or full in FORBIDDEN_IMPORTS or alias.name == "InteractiveShell":
                 self.flag(node, FORBIDDEN_IMPORTS.get(module) or FORBIDDEN_IMPORTS.get(full)
                           or FORBIDDEN_NAMES["InteractiveShell"])
@@ -216,6 +238,8 @@ class _Scanner(ast.NodeVisitor):
     def visit_Name(self, node: ast.Name) -> None:
         if node.id in FORBIDDEN_NAMES:
             self.flag(node, FORBIDDEN_NAMES[node.id])
+        elif node.id in IMPORTLIB_CALLS:  # from importlib import import_module
+            self.flag(node, f"uses `{node.id}` (imports a module by a name built at run time)")
 
     def visit_Attribute(self, node: ast.Attribute) -> None:
         text = ast.unparse(node)
@@ -227,6 +251,16 @@ class _Scanner(ast.NodeVisitor):
             self.flag(node, f"uses `{text}`")
         elif node.attr == "register" and isinstance(node.value, ast.Attribute) and node.value.attr == "events":
             self.flag(node, "registers IPython event callbacks")
+        elif node.attr == "__dict__" and (_root_name(node) in self.modules or _root_name(node) in self.protected):
+            self.flag(node, f"uses `{text}` (a module's namespace)")
+        elif node.attr in {"update", "setdefault", "__setitem__"} and isinstance(node.value, ast.Attribute) \
+                and node.value.attr == "__dict__":
+            self.flag(node, f"writes into `{ast.unparse(node.value)}`")
+        elif node.attr in IMPORTLIB_CALLS and _root_name(node) in {"importlib", "util", "machinery"}:
+            self.flag(node, f"uses `{text}` (imports a module by a name built at run time)")
+        elif node.attr in PRIVATE_WRITERS or (node.attr.startswith("_") and not node.attr.startswith("__")
+                                               and _root_name(node) in self.protected):
+            self.flag(node, f"uses `{text}`, the check machinery's internals")
         self.generic_visit(node)
 
     def visit_Call(self, node: ast.Call) -> None:
@@ -236,13 +270,23 @@ class _Scanner(ast.NodeVisitor):
                 self.flag(node, f"calls `{func.id}()`, which can rewrite the grading at run time")
             if func.id == "chr" and node.args and isinstance(node.args[0], ast.Constant) \
                     and node.args[0].value == ord(PASS):
-                self.flag(node, f"writes the {PASS} verdict itself")
+                self.flag(node, "writes the pass mark (U+2714) itself")
+        name = func.id if isinstance(func, ast.Name) else func.attr if isinstance(func, ast.Attribute) else ""
+        if name in FILE_CALLS:
+            for arg in ast.walk(node):
+                if isinstance(arg, ast.Constant) and isinstance(arg.value, str) \
+                        and any(word in arg.value.lower() for word in SUSPECT_PATH_WORDS):
+                    self.flag(node, f"reads `{arg.value[:80]}` (a solution, a notebook or another process)")
+                    break
+        if name in {"import_module", "__import__"} or (name == "getattr" and len(node.args) >= 2 and (
+                _root_name(node.args[0]) in self.protected or _root_name(node.args[0]) in {"sys", "builtins"})):
+            self.flag(node, f"calls `{ast.unparse(func)}()` on what the checks use")
         self.generic_visit(node)
 
     def visit_Constant(self, node: ast.Constant) -> None:
         value = node.value
         if (isinstance(value, str) and PASS in value) or (isinstance(value, bytes) and PASS_BYTES in value):
-            self.flag(node, f"writes the {PASS} verdict itself")
+            self.flag(node, "writes the pass mark (U+2714) itself")
 
     # --- always-equal objects ------------------------------------------------------------------
     @staticmethod
