@@ -48,7 +48,7 @@ import tensorflow_probability as tfp
 from flowlab.bijectors.cached_log_det import CachedLogDet
 from flowlab.bijectors.masks import validate_mask
 
-__all__ = ["AffineCoupling", "AdditiveCoupling"]
+__all__ = ["AffineCoupling", "AdditiveCoupling", "FunctionCoupling"]
 
 tfb = tfp.bijectors
 
@@ -196,3 +196,106 @@ class AdditiveCoupling(_MaskedCoupling):
     def __init__(self, mask: Any, conditioner: Callable, validate_args: bool = False,
                  name: str = "additive_coupling") -> None:
         super().__init__(mask, conditioner, 1.0, validate_args, name)
+
+
+class FunctionCoupling(tfb.Bijector):
+    r"""A coupling layer made of two plain functions: the lab's way to train *your* coupling.
+
+    ``data_to_latent(x, mask, conditioner) -> (z, log_det)`` is RealNVP's :math:`f`, the direction
+    that evaluates densities (``log_det`` is :math:`\log|\det \partial z / \partial x|`, one value per
+    image); ``latent_to_data(z, mask, conditioner) -> x`` undoes it, the direction that samples.
+    In TFP's convention (``forward`` generates data from the base) ``inverse`` is
+    ``data_to_latent`` and its log-det is ``inverse_log_det_jacobian``: the log-det your function
+    returns is the one ``log_prob`` uses, with no second opinion.  The functions see tensors of shape
+    ``(batch, *event_shape)`` and ``mask`` as a float32 tensor of the event's shape; both run inside
+    ``tf.function`` when a Keras model trains, so write them with TensorFlow ops.  The conditioner
+    they are given is ``conditioner`` with its log-scale bounded softly, :math:`s \leftarrow c\tanh(s/c)`.
+
+    Put it in a chain in *data order* (``tfb.Chain([first, second, ...])``: a chain's inverse runs its
+    list from the start), as :class:`~flowlab.flows.multiscale.MultiScale` expects.
+
+    Example::
+
+        layer = FunctionCoupling(checkerboard(28, 28, 1, 0), ResNetConditioner(1), coupling_forward,
+                                 coupling_inverse)
+        z = layer.inverse(y); layer.inverse_log_det_jacobian(y, event_ndims=3)   # your log-det
+    """
+
+    def __init__(self, mask: Any, conditioner: Callable[[tf.Tensor], Any], data_to_latent: Callable,
+                 latent_to_data: Callable, log_scale_bound: float = 2.0, validate_args: bool = False,
+                 name: str = "function_coupling") -> None:
+        parameters = dict(locals())
+        mask = validate_mask(mask)
+        for fn, what in ((conditioner, "conditioner"), (data_to_latent, "data_to_latent"),
+                         (latent_to_data, "latent_to_data")):
+            if not callable(fn):
+                raise TypeError(f"{what} must be callable, got {type(fn).__name__}")
+        if not log_scale_bound > 0:
+            raise ValueError(f"log_scale_bound must be positive, got {log_scale_bound}")
+        self._mask_np = mask
+        self._event_shape = tuple(mask.shape)
+        self._conditioner = conditioner
+        self._log_scale_bound = float(log_scale_bound)
+        self._data_to_latent = data_to_latent
+        self._latent_to_data = latent_to_data
+        super().__init__(forward_min_event_ndims=mask.ndim, validate_args=validate_args, parameters=parameters,
+                         name=name)
+
+    @property
+    def mask(self) -> np.ndarray:
+        return self._mask_np
+
+    @property
+    def conditioner(self) -> Callable[[tf.Tensor], Any]:
+        return self._conditioner
+
+    def bounded_conditioner(self, masked: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+        """``(shift, log_scale)`` from the conditioner, the log-scale bounded softly: what your functions get."""
+        out = self._conditioner(masked)
+        if not (isinstance(out, (tuple, list)) and len(out) == 2):
+            raise TypeError(f"{self.name}: the conditioner must return (shift, log_scale), got {type(out).__name__}")
+        shift, log_scale = out
+        bound = tf.constant(self._log_scale_bound, masked.dtype)
+        return tf.cast(shift, masked.dtype), bound * tf.tanh(tf.cast(log_scale, masked.dtype) / bound)
+
+    def _flat(self, x: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+        event = list(self._event_shape)
+        batch_shape = tf.shape(x)[: tf.rank(x) - len(event)]
+        return tf.reshape(x, [-1, *event]), batch_shape
+
+    def _mask(self, dtype: tf.DType) -> tf.Tensor:
+        return tf.constant(self._mask_np, dtype=dtype)
+
+    def _f(self, x: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+        flat, batch_shape = self._flat(x)
+        out = self._data_to_latent(flat, self._mask(flat.dtype), self.bounded_conditioner)
+        if not (isinstance(out, (tuple, list)) and len(out) == 2):
+            raise TypeError(f"{self.name}: data_to_latent must return (z, log_det), got {type(out).__name__}")
+        z = tf.reshape(tf.cast(out[0], x.dtype), tf.shape(x))
+        log_det = tf.reshape(tf.cast(out[1], x.dtype), batch_shape)
+        return z, log_det
+
+    def _inverse(self, y: tf.Tensor) -> tf.Tensor:
+        z, log_det = self._f(y)
+        self._cache.inverse_attributes(y)["ildj"] = log_det
+        return z
+
+    def _inverse_log_det_jacobian(self, y: tf.Tensor) -> tf.Tensor:
+        attrs = self._cache.inverse_attributes(y)
+        if "ildj" not in attrs:
+            self._inverse(y)
+        return attrs["ildj"]
+
+    def _forward(self, z: tf.Tensor) -> tf.Tensor:
+        flat, _ = self._flat(z)
+        x = self._latent_to_data(flat, self._mask(flat.dtype), self.bounded_conditioner)
+        return tf.reshape(tf.cast(x, z.dtype), tf.shape(z))
+
+    def _forward_log_det_jacobian(self, z: tf.Tensor) -> tf.Tensor:
+        return -self._f(self._forward(z))[1]
+
+    def _forward_event_shape(self, input_shape: tf.TensorShape) -> tf.TensorShape:
+        return input_shape
+
+    def _inverse_event_shape(self, output_shape: tf.TensorShape) -> tf.TensorShape:
+        return output_shape

@@ -42,7 +42,7 @@ import numpy as np
 import tensorflow as tf
 import tensorflow_probability as tfp
 
-__all__ = ["NUM_LEVELS", "uniform_dequantize", "dequantization_log_det", "dequantized_dataset", "Logit"]
+__all__ = ["NUM_LEVELS", "uniform_dequantize", "dequantization_log_det", "dequantized_dataset", "Logit", "FunctionLogit"]
 
 tfb = tfp.bijectors
 
@@ -170,3 +170,36 @@ class Logit(tfb.Bijector):
     def _inverse_log_det_jacobian(self, z: tf.Tensor) -> tf.Tensor:
         # d sigmoid(z)/dz = sigmoid(z) sigmoid(-z); in log-space: -softplus(-z) - softplus(z).
         return -tf.nn.softplus(-z) - tf.nn.softplus(z) - np.log1p(-2.0 * self._alpha)
+
+
+class FunctionLogit(Logit):
+    r"""The logit bijector with *your* forward map and log-det: ``transform(y, alpha)``, ``log_det(y, alpha)``.
+
+    Both functions work elementwise on tensors (they run inside ``tf.function`` when a Keras model
+    trains).  ``forward`` (data to logit space) is ``transform``; ``forward_log_det_jacobian`` is
+    ``log_det`` summed over the event -- the log-det the flow's ``log_prob`` counts, unchecked.  The
+    inverse (a sigmoid, for sampling) is :class:`Logit`'s.
+
+    Example::
+
+        logit = FunctionLogit(logit_transform, logit_log_det, alpha=0.05)
+        flow = tfd.TransformedDistribution(base, tfb.Chain([tfb.Invert(logit), realnvp]))
+    """
+
+    def __init__(self, transform: Any, log_det: Any, alpha: float = 0.05, validate_args: bool = False,
+                 name: str = "function_logit") -> None:
+        for fn, what in ((transform, "transform"), (log_det, "log_det")):
+            if not callable(fn):
+                raise TypeError(f"{what} must be callable, got {type(fn).__name__}")
+        self._transform = transform
+        self._log_det = log_det
+        super().__init__(alpha=alpha, validate_args=validate_args, name=name)
+
+    def _forward(self, y: tf.Tensor) -> tf.Tensor:
+        return tf.cast(self._transform(y, self._alpha), y.dtype)
+
+    def _forward_log_det_jacobian(self, y: tf.Tensor) -> tf.Tensor:
+        return tf.cast(self._log_det(y, self._alpha), y.dtype)
+
+    def _inverse_log_det_jacobian(self, z: tf.Tensor) -> tf.Tensor:
+        return -self._forward_log_det_jacobian(self._inverse(z))

@@ -40,6 +40,7 @@ __all__ = [
     "load_mnist_dir",
     "load_mnist",
     "load_mnist_split",
+    "load_mnist_splits",
 ]
 
 ENV_VAR = "FLOWLAB_MNIST_DIR"
@@ -185,3 +186,21 @@ def load_mnist_split(
     order = np.random.default_rng(seed).permutation(len(images))
     images = images[order][..., None]
     return images[:n_train].copy(), images[n_train : n_train + n_test].copy()
+
+
+def load_mnist_splits(
+    n_train: int = 8000, n_validation: int = 1000, n_test: int = 1000, directory: Path | str | None = None,
+    seed: int = 0,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Disjoint ``(train, validation, test)`` images, uint8 ``(n, 28, 28, 1)``, from the official 10,000 test images.
+
+    Select the checkpoint (and anything else) on ``validation``; report ``test``, which no choice has
+    seen.  The test part is the same as :func:`load_mnist_split`'s with ``n_train + n_validation``
+    training images and the same ``seed``.
+    """
+    if not isinstance(n_validation, (int, np.integer)) or isinstance(n_validation, bool) or n_validation < 0:
+        raise ValueError(f"n_validation must be a non-negative integer, got {n_validation!r}")
+    if not isinstance(n_train, (int, np.integer)) or isinstance(n_train, bool) or n_train < 0:
+        raise ValueError(f"n_train must be a non-negative integer, got {n_train!r}")
+    train, test = load_mnist_split(n_train + n_validation, n_test, directory=directory, seed=seed)
+    return train[:n_train].copy(), train[n_train:].copy(), test
