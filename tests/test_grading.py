@@ -31,6 +31,12 @@ TOTAL = sum(POINTS.values())
 
 
 @pytest.fixture(scope="module", autouse=True)
+def _watch_only_the_tiny_labs_checks():
+    with students.watching(students.KERNEL_PATH):
+        yield
+
+
+@pytest.fixture(scope="module", autouse=True)
 def _checks_importable():
     """The kernels import the tiny lab's checks from the fixtures folder."""
     with pytest.MonkeyPatch.context() as mp:

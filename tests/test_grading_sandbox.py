@@ -33,6 +33,7 @@ from students import LAB, POINTS, WRONG  # noqa: E402
 
 from flowlab import cli  # noqa: E402
 from flowlab.grading import integrity  # noqa: E402
+from flowlab.grading import Limits, Options, grade  # noqa: E402
 from flowlab.grading.integrity import digest  # noqa: E402
 from flowlab.grading.report import feedback_text  # noqa: E402
 from flowlab.grading.sandbox import probe  # noqa: E402
@@ -180,6 +181,12 @@ def _marked_processes() -> list:
     return found
 
 
+@pytest.fixture(scope="module", autouse=True)
+def _watch_only_the_tiny_labs_checks():
+    with students.watching(students.KERNEL_PATH):
+        yield
+
+
 @pytest.fixture(scope="module")
 def batch(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("sandbox")
@@ -210,12 +217,9 @@ def batch(tmp_path_factory):
     # The kernels import the tiny lab's checks from a copy: were the sandbox broken, the route that
     # edits them would damage the copy, not the repository.
     env_path = str(shutil.copytree(students.KERNEL_PATH, tmp / "kernel_path"))
-    with pytest.MonkeyPatch.context() as mp:
+    watched = [Path(env_path), Path(integrity.__file__).parent]
+    with pytest.MonkeyPatch.context() as mp, students.watching(*watched):
         mp.setenv("PYTHONPATH", env_path)
-        # The grader watches the flowlab package too; other work on this repository may edit it while
-        # the batch runs, so this test watches what only the kernels here could change.
-        watched = [Path(env_path), Path(integrity.__file__).parent]
-        mp.setattr(integrity, "watched_folders", lambda env=None: list(watched))
         before = {"checks": digest(watched), "solutions": _hash_tree(solutions), "target": _hash_tree(target),
                   "submissions": _hash_tree(subs)}
         status = cli.main(["grade", str(subs), "--solutions", str(solutions), "--out", str(out), "--jobs", "2",
@@ -318,6 +322,18 @@ def test_without_bwrap_the_grader_says_so_and_still_grades(tmp_path, monkeypatch
     report = json.loads((tmp_path / "grades" / "report.json").read_text(encoding="utf-8"))
     assert report["settings"]["sandbox"].startswith("none")
     assert report["submissions"][0]["total"] == sum(POINTS.values()) - POINTS[MEAN]
+
+
+def test_without_the_sandbox_an_edited_check_module_flags_the_run_that_edited_it(tmp_path, monkeypatch):
+    checks = Path(shutil.copytree(students.KERNEL_PATH, tmp_path / "kernel_path"))
+    notebook = students.write(tmp_path / "in", "eve.ipynb", students.student({"mean": EDIT_CHECKS.format()}))
+    monkeypatch.setenv("PYTHONPATH", str(checks))
+    with students.watching(checks):
+        [result], _ = grade([notebook], solutions=students.solutions_folder(tmp_path),
+                            options=Options(Limits(cell_timeout=60, wall_clock=120), sandbox="none"))
+    assert "edited by a submission" in (checks / "tinylab_checks.py").read_text(encoding="utf-8")  # it could
+    assert result.status == "flagged" and result.total == 0
+    assert any("grading code on disk changed while this notebook ran" in f for f in result.flags), result.flags
 
 
 def test_sandbox_bwrap_without_bwrap_is_a_usage_error(tmp_path, monkeypatch, capsys):

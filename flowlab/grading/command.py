@@ -47,6 +47,12 @@ def prepare(options, *, hide: list[Path] = ()):
     return replace(options, sandbox=sandbox.hiding(hide), watched=tuple(watched), baseline=digest(watched))
 
 
+def changed_since_start(options) -> list[str]:
+    from flowlab.grading.integrity import changed_files, digest
+
+    return changed_files(options.baseline, digest(list(options.watched))) if options.watched else []
+
+
 def grade(paths: list[Path], *, solutions: Path, options, jobs: int = 1, progress: bool = False,
           hide: list[Path] = ()):
     """Grade ``paths`` (files or folders); return ``(results, lab columns)``. The library entry point.
@@ -69,6 +75,11 @@ def grade(paths: list[Path], *, solutions: Path, options, jobs: int = 1, progres
 
     with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
         results = list(pool.map(one, submissions))
+    changed = changed_since_start(options)
+    if changed:
+        print(f"flowlab grade: WARNING: the grading code on disk changed during this batch ({', '.join(changed[:3])}"
+              f"{' ...' if len(changed) > 3 else ''}); submissions graded after the change ran against it: "
+              "restore the package and grade again", file=sys.stderr)
     columns = {}
     for lab in sorted({r.lab for r in results if r.lab in known.paths}):
         try:

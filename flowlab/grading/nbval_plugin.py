@@ -28,7 +28,6 @@ import hashlib
 import hmac
 import json
 import os
-import signal
 import time
 from queue import Empty
 
@@ -236,6 +235,19 @@ def _record(item, call) -> dict:
     if call.excinfo is not None and isinstance(call.excinfo.value, KernelDied):
         record["kernel_died"] = True
     return record
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_call(item):
+    # A cell that never reached the kernel (it was dead already) must not report the last one's.
+    kernel = getattr(item.parent, "kernel", None)
+    if kernel is not None:
+        kernel.flowlab_reply_status = None
+        kernel.flowlab_raw = {"stdout": [], "stderr": []}
+        kernel.flowlab_bytes = 0
+        kernel.flowlab_dropped = False
+        kernel.flowlab_source_sha = ""
+        kernel.flowlab_msg_id = None
 
 
 @pytest.hookimpl(wrapper=True)

@@ -140,9 +140,10 @@ def grade_submission(sub: Submission, solutions: Solutions, options: Options) ->
         flags = scan(assembly.student_code, modules=set(lab.modules), protected=set(lab.protected))
         result.flags = [str(f) for f in flags]
         sandbox = options.sandbox if isinstance(options.sandbox, Sandbox) else None
+        before = digest(list(options.watched)) if options.watched else {}
         outcome = run_notebook(assembly.notebook, options.limits, fast=options.fast, sandbox=sandbox)
         result.seconds, result.peak_mb = round(outcome.seconds, 2), round(outcome.peak_mb, 1)
-        result.flags += _verify(assembly.plan, outcome.records, options)
+        result.flags += _verify(assembly.plan, outcome.records, options, before)
         flags = result.flags
         zero = bool(flags) and options.zero_flagged
         result.checks, result.notes = score_run(assembly.plan, outcome, zero=zero)
@@ -164,17 +165,19 @@ def grade_submission(sub: Submission, solutions: Solutions, options: Options) ->
     return result
 
 
-def _verify(plan, records, options: Options) -> list[str]:
+def _verify(plan, records, options: Options, before: dict[str, str]) -> list[str]:
     """Flags from the checks made outside the kernel after it ran (see :mod:`flowlab.grading.integrity`)."""
     flags = []
     differ = cells_that_differ(plan, records)
     if differ:
         flags.append("the code that ran is not the assembled notebook's in " + ", ".join(differ[:5]))
     if options.watched:
-        changed = changed_files(options.baseline, digest(list(options.watched)))
+        # Changed while this notebook ran: this run is the suspect (the batch as a whole is compared
+        # with its start by the command, which warns that later submissions need grading again).
+        changed = changed_files(before, digest(list(options.watched)))
         if changed:
-            flags.append("the grading code on disk changed during this batch (" + ", ".join(changed[:3])
-                         + (" ..." if len(changed) > 3 else "") + "): this submission ran against changed checks")
+            flags.append("the grading code on disk changed while this notebook ran (" + ", ".join(changed[:3])
+                         + (" ..." if len(changed) > 3 else "") + ")")
     return flags
 
 

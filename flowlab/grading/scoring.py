@@ -143,14 +143,14 @@ def _notes(plan: list[PlannedCell], outcome: RunOutcome) -> list[str]:
         notes.append(outcome.stopped)
     for number, cell in enumerate(plan):
         record = outcome.records.get(number)
+        if cell.role != Role.CHECK and record is not None and record.get("output_dropped"):
+            notes.append(f"{cell.label}: printed more than the grader keeps; the rest was dropped")
         if cell.role == Role.CHECK or record is None or not record.get("raised"):
             continue
         message = record.get("message", "")
         if "Kernel dead" in message:
             continue  # said once, where it died
-        if record.get("output_dropped"):
-            notes.append(f"{cell.label}: printed more than the grader keeps; the rest was dropped")
-        elif record.get("kernel_died"):
+        if record.get("kernel_died"):
             notes.append(f"{cell.label}: the kernel died while this cell ran")
         elif "Timeout" in message:
             notes.append(f"{cell.label}: {_first_line(message)} (interrupted)")
