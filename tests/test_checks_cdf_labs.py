@@ -123,7 +123,7 @@ def test_gaussian_flow_weird_answers(capsys, answer, words):
 
 def bisection(cdf, u):
     lo, hi = tf.fill(tf.shape(u), -20.0), tf.fill(tf.shape(u), 20.0)
-    for _ in range(60):
+    for _ in range(40):
         mid = (lo + hi) / 2
         below = cdf.forward(mid) < u
         lo, hi = tf.where(below, mid, lo), tf.where(below, hi, mid)
@@ -244,6 +244,10 @@ def test_conditional_network(capsys):
     passes(capsys, lambda: face.conditional_network(mlp))
     passes(capsys, lambda: face.conditional_network(functional))
     passes(capsys, lambda: face.conditional_network(Subclassed))
+    batch_norm = lambda k: tf.keras.Sequential([tf.keras.layers.Dense(64, activation="relu"),  # noqa: E731
+                                                tf.keras.layers.BatchNormalization(),
+                                                tf.keras.layers.Dense(64, activation="tanh"), tf.keras.layers.Dense(3 * k)])
+    passes(capsys, lambda: face.conditional_network(batch_norm))
     fails(capsys, lambda: face.conditional_network(lambda k: tf.keras.Sequential([tf.keras.layers.Dense(3 * k)])), "linear")
     fails(capsys, lambda: face.conditional_network(lambda k: mlp(5)), "num_components")
     shared = mlp(5)
@@ -397,28 +401,33 @@ class Density:
         self.log_prob = log_prob
 
 
-def kde(points, bandwidth):
-    return tfd.MixtureSameFamily(tfd.Categorical(logits=tf.zeros(len(points))),
-                                 tfd.MultivariateNormalDiag(loc=points, scale_diag=tf.fill([len(points), 2], bandwidth)))
+def mixture_fit(points, components):
+    """A Gaussian mixture fitted by EM (scikit-learn): a good density of the data, no flow trained."""
+    from sklearn.mixture import GaussianMixture
+
+    fitted = GaussianMixture(components, covariance_type="full", random_state=0).fit(points)
+    return tfd.MixtureSameFamily(tfd.Categorical(probs=fitted.weights_.astype(np.float32)),
+                                 tfd.MultivariateNormalTriL(loc=fitted.means_.astype(np.float32),
+                                                            scale_tril=np.linalg.cholesky(fitted.covariances_).astype(np.float32)))
 
 
 def gaussian_fit(points):
     return tfd.MultivariateNormalTriL(loc=points.mean(0), scale_tril=np.linalg.cholesky(np.cov(points.T)).astype(np.float32))
 
 
-@pytest.mark.parametrize("data, check, bandwidth", [
-    ("moons", face.trained_moons_flow, 0.08), ("face", face.trained_face_flow, 0.25),
+@pytest.mark.parametrize("data, check, components", [
+    ("moons", face.trained_moons_flow, 30), ("face", face.trained_face_flow, 20),
 ])
-def test_trained_flows(capsys, data, check, bandwidth):
-    train, test = load_two_moons(300, 500, seed=0) if data == "moons" else load_face(300, 500, seed=0)
-    good = kde(train, bandwidth)
+def test_trained_flows(capsys, data, check, components):
+    train, test = load_two_moons(2000, 500, seed=0) if data == "moons" else load_face(2000, 500, seed=0)
+    good = mixture_fit(train, components)
     passes(capsys, lambda: check(good, test))
     passes(capsys, lambda: check(Density(lambda x: good.log_prob(x)), test))
     fails(capsys, lambda: check(gaussian_fit(train), test), "does not fit", "output layer")
     # A density that lies about its normalisation -- it scores better than the truth -- must fail.
     fails(capsys, lambda: check(Density(lambda x: good.log_prob(x) + 1.0), test), "integrate to 1")
     # The x1 term only: one conditional is missing, so the "density" is not one.
-    x1_density = tfd.MixtureSameFamily(tfd.Categorical(logits=tf.zeros(len(train))), tfd.Normal(train[:, 0], bandwidth))
+    x1_density = tfd.MixtureSameFamily(tfd.Categorical(logits=tf.zeros(50)), tfd.Normal(train[:50, 0], 0.1))
     fails(capsys, lambda: check(Density(lambda x: x1_density.log_prob(x[:, 0])), test), "integrate to 1")
 
 

@@ -30,8 +30,8 @@ _GRID = np.linspace(-12.0, 12.0, 9601, dtype=np.float32)
 
 # A trained flow's density must integrate to 1 within this (the trapezoid rule on _GRID is exact to
 # 1e-6 for these mixtures), and score within NLL_MARGIN nats of the true density on the test set.
-# bench/check_margins.md: correct answers land 0.001-0.006 nats above the truth in fast mode; the
-# untrained flows 0.62-0.67 above; broken log-likelihoods hold the wrong mass (0.34 to 10^6).
+# bench/check_margins.md (fast mode, 5 seeds): correct answers land 0.0001-0.0065 nats above the truth;
+# untrained flows 0.31-0.68 above; broken log-likelihoods hold a mass of 0.21 to 24 instead of 1.
 MASS_TOLERANCE = 0.02
 NLL_MARGIN = 0.1
 
@@ -205,7 +205,7 @@ def measure_1d(log_prob: Callable[[tf.Tensor], Any], x_test: Any) -> tuple[float
 @check("the trained CDF flows fit the data")
 def trained_cdf_flows(models: Any, x_test: Any) -> None:
     """Each trained model's density integrates to 1 and scores within NLL_MARGIN of the true density."""
-    need(models, "models")
+    need(models, "models (the trained flows, built from your answers above)")
     require(isinstance(models, dict) and len(models) > 0, f"models should be a dict of trained models, got "
             f"{printable(type(models).__name__)}")
     x = np.asarray(x_test, np.float32)
