@@ -9,7 +9,7 @@ verdicts are printed on stdout, so stderr is dropped before comparing.
 import os
 
 os.environ.setdefault("FLOWLAB_FAST", "1")  # kernels started by nbval inherit it
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # flowlab.quiet.LOG_LEVEL, for nbval kernels too
 
 try:
     from nbval import plugin as _nbval

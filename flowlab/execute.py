@@ -52,7 +52,7 @@ def execute_notebook(
         kernel_name=kernel_name,
         resources={"metadata": {"path": str(path.parent.resolve())}},
     )
-    with _environment(FLOWLAB_FAST="1" if fast else "0", TF_CPP_MIN_LOG_LEVEL="2"):
+    with _environment(FLOWLAB_FAST="1" if fast else "0", TF_CPP_MIN_LOG_LEVEL="3"):
         try:
             client.execute()
         except CellExecutionError as err:

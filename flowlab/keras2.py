@@ -9,7 +9,9 @@ long as nothing has used ``tf.keras`` yet; if something has, it is too late and 
 
 from __future__ import annotations
 
+import importlib.util
 import os
+import sys
 
 __all__ = ["LegacyKerasError", "require_legacy_keras"]
 
@@ -27,18 +29,17 @@ class LegacyKerasError(ImportError):
 
 
 def require_legacy_keras() -> None:
-    """Select Keras 2 for ``tf.keras``; raise :class:`LegacyKerasError` if it is too late."""
-    os.environ["TF_USE_LEGACY_KERAS"] = "1"
-    # TensorFlow's C++ start-up chatter goes to stderr, where notebooks and graders see it.
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    try:
-        import tf_keras  # noqa: F401  (fail early and clearly when it is not installed)
-    except ImportError as err:  # pragma: no cover - depends on the installation
-        raise LegacyKerasError(
-            "flowlab needs the tf-keras package (Keras 2): pip install tf-keras==2.21.0"
-        ) from err
-    import tensorflow as tf
+    """Select Keras 2 for ``tf.keras``; raise :class:`LegacyKerasError` if it is too late.
 
+    Cheap when TensorFlow is not loaded yet (the usual case): the variable is set and TensorFlow
+    reads it later. When TensorFlow is already loaded, ``tf.keras`` is resolved now to find out.
+    """
+    os.environ["TF_USE_LEGACY_KERAS"] = "1"
+    if importlib.util.find_spec("tf_keras") is None:  # pragma: no cover - depends on the installation
+        raise LegacyKerasError("flowlab needs the tf-keras package (Keras 2): pip install tf-keras==2.21.0")
+    tf = sys.modules.get("tensorflow")
+    if tf is None:
+        return
     module = tf.keras.Model.__module__
     # ``import keras`` (Keras 3) beside us is harmless: TFP and flowlab only go through tf.keras.
     if not module.startswith("tf_keras"):

@@ -8,7 +8,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import tensorflow as tf
 
-__all__ = ["density_grid", "plot_density", "plot_samples", "plot_loss"]
+__all__ = ["density_grid", "plot_density", "plot_samples", "plot_loss", "loss_limits"]
 
 
 def density_grid(
@@ -77,9 +77,37 @@ def plot_loss(history: Any, ax: plt.Axes | None = None, title: str = "Training")
     if "loss" not in logs:
         raise ValueError("plot_loss needs a Keras History (or its .history dict) with a 'loss' entry")
     epochs = np.arange(1, len(logs["loss"]) + 1)
-    ax.plot(epochs, logs["loss"], label="train")
+    curves = {"train": np.asarray(logs["loss"], dtype=np.float64)}
     if "val_loss" in logs:
-        ax.plot(epochs, logs["val_loss"], label="validation")
+        curves["validation"] = np.asarray(logs["val_loss"], dtype=np.float64)
+    for label, values in curves.items():
+        ax.plot(epochs, values, label=label)
+    low, high = loss_limits(np.concatenate(list(curves.values())))
+    if np.isfinite(low):
+        ax.set_ylim(low, high)
+        for label, values in curves.items():  # an epoch off the scale is marked at the top edge, not hidden
+            off = values > high
+            if off.any():
+                ax.plot(epochs[off], np.full(off.sum(), high), "^", clip_on=False, color="crimson",
+                        label=f"{label}: off the scale ({off.sum()} epoch{'s' if off.sum() > 1 else ''})")
     ax.set(title=title, xlabel="epoch", ylabel="negative log-likelihood (nats)")
     ax.legend()
     return ax
+
+
+def loss_limits(values: Any) -> tuple[float, float]:
+    """Y-limits that show a loss curve's shape: a rare spike (an outlier far above the upper quartile,
+    3 interquartile ranges out) does not set the scale.
+
+    >>> loss_limits([2.0, 1.5, 1.2, 200.0, 1.0, 0.9, 0.85, 0.8])[1] < 3
+    True
+    """
+    values = np.asarray(values, dtype=np.float64)
+    values = values[np.isfinite(values)]
+    if values.size == 0:
+        return float("nan"), float("nan")
+    q1, q3 = np.percentile(values, [25, 75])
+    kept = values[values <= q3 + 3 * max(q3 - q1, 1e-9)]
+    low, high = float(kept.min()), float(kept.max())
+    pad = 0.05 * (high - low) if high > low else 0.5
+    return low - pad, high + pad

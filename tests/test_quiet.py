@@ -1,0 +1,41 @@
+"""A healthy run is quiet: importing flowlab loads no TensorFlow, and TensorFlow's start-up says nothing."""
+
+import os
+import subprocess
+import sys
+
+
+def _python(code: str) -> subprocess.CompletedProcess:
+    env = {k: v for k, v in os.environ.items() if k not in {"TF_CPP_MIN_LOG_LEVEL", "TF_USE_LEGACY_KERAS"}}
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=300)
+
+
+def test_import_flowlab_does_not_load_tensorflow():
+    done = _python("import sys, flowlab, flowlab.cli, flowlab.labs; print('tensorflow' in sys.modules)")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "False"
+
+
+def test_tensorflow_start_up_and_training_print_nothing_on_stderr():
+    code = """
+import flowlab
+import numpy as np
+import tensorflow as tf
+from flowlab.flows import build_maf
+from flowlab.training import fit
+flow = build_maf(2, n_layers=1, hidden_units=(4,))
+x = np.random.default_rng(0).normal(size=(64, 2)).astype(np.float32)
+fit(flow, x, epochs=1, batch_size=32, validation_data=x, verbose=0)
+print(tf.keras.Model.__module__)
+"""
+    done = _python(code)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip().startswith("tf_keras")
+    assert done.stderr == "", done.stderr
+
+
+def test_a_users_own_log_level_is_kept():
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "1"}
+    done = subprocess.run([sys.executable, "-c", "import flowlab, os; print(os.environ['TF_CPP_MIN_LOG_LEVEL'])"],
+                          capture_output=True, text=True, env=env, timeout=120)
+    assert done.stdout.strip() == "1"
