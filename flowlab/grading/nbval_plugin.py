@@ -84,10 +84,14 @@ def _size(content) -> int:
 
 
 def _kill_kernel(kernel) -> None:
+    # jupyter_client's own SIGKILL of the kernel process (bwrap, whose PID namespace then dies whole).
     try:
-        kernel.km.kill_kernel()
-    except Exception:  # noqa: BLE001 - already gone
-        pass
+        kernel.km._kill_kernel()
+    except Exception:  # noqa: BLE001 - already gone; shutdown_kernel below covers an older client
+        try:
+            kernel.km.shutdown_kernel(now=True)
+        except Exception:  # noqa: BLE001
+            pass
 
 
 def _get_kernel_message(self, timeout=None, stream="iopub"):

@@ -168,6 +168,8 @@ def kernel_environment(env: dict[str, str], work: Path) -> dict[str, str]:
     )
     if env.get("PYTHONPATH"):
         kept["PYTHONPATH"] = env["PYTHONPATH"]
+    if env.get("FLOWLAB_MNIST_DIR") and _resolved(env["FLOWLAB_MNIST_DIR"]):
+        kept["FLOWLAB_MNIST_DIR"] = str(_resolved(env["FLOWLAB_MNIST_DIR"]))  # the kernel starts elsewhere
     return kept
 
 

@@ -3,9 +3,17 @@
 The grader runs the solution's check cells with the solution's expected outputs, so a student
 cannot edit a check; what remains is code, in the student's own cells, that changes what a check
 does or what it prints: rebinding the check module or ``print``; assigning into a module
-(``np.allclose = ...``, ``builtins.print = ...``, ``check.base_distribution = ...``); touching
+(``np.allclose = ...``, ``builtins.print = ...``, ``check.base_distribution = ...``); giving the
+check module or a check another name (``c = check``, through which it is patched unnamed); writing
+into a ``__dict__``; reaching a module by a name built from strings (``importlib.import_module``,
+``getattr(check, ...)``); the check machinery's internals (``core._print``); touching
 ``sys.modules``, ``sys.stdout``, ``__builtins__`` or IPython's traceback display; printing the ``✔``
-verdict itself; an ``__eq__`` that always says True; running code built from strings.
+verdict itself; reading a solution, a notebook or ``/proc``; an ``__eq__`` that always says True;
+running code built from strings.
+
+It is a flagging aid, not the defence: the sandbox (:mod:`flowlab.grading.sandbox`) keeps a
+submission from reaching anything outside its kernel whatever it writes, and code written to evade
+the scan is possible (see ``docs/grading.md``, threat model).
 
 The scan reads each cell's syntax tree (IPython magics translated first) and reports what it found
 with its cell and line, so the instructor can judge a flagged submission.  A cell that does not
