@@ -439,3 +439,24 @@ def test_trained_flows(capsys, data, check, components):
 def test_trained_flows_weird_answers(capsys, model, words):
     _, test = load_face(10, 50, seed=0)
     fails(capsys, lambda: face.trained_face_flow(model, test), words)
+
+
+# ---- answers that work on numbers but not inside model.fit -----------------------------------
+
+
+def test_numpy_answers_fail_where_model_fit_runs_them(capsys):
+    def numpy_log_prob(x, flow, base):
+        x = np.asarray(x)
+        return np.asarray(base.log_prob(flow.forward(x))) + np.asarray(flow.forward_log_det_jacobian(x, event_ndims=0))
+
+    fails(capsys, lambda: flows_1d.flow_log_prob(numpy_log_prob), "model.fit", "NumPy")
+
+    def numpy_ar_log_prob(x, conditioner):
+        return np.asarray(ar_log_prob_bijectors(tf.constant(np.asarray(x)), conditioner))
+
+    fails(capsys, lambda: face.ar_log_prob(numpy_ar_log_prob), "model.fit", "NumPy")
+
+    def stopped(x, conditioner):
+        return tf.stop_gradient(ar_log_prob_bijectors(x, conditioner))
+
+    fails(capsys, lambda: face.ar_log_prob(stopped), "gradient", "θ1")

@@ -160,6 +160,23 @@ def ar_log_prob(fn: Any) -> None:
     require(bool(np.allclose(got, expected, atol=1e-4)),
             "ar_log_prob should be log p(x1; θ1) + log p(x2; θ2(x1)) (the uniform base adds log 1 = 0); the log-density "
             "of a mixture is MixtureCDF.from_params(θ).forward_log_det_jacobian(x, event_ndims=0)")
+    # model.fit runs ar_log_prob inside a compiled TensorFlow graph, and trains θ1 through it.
+    try:
+        with student_code("ar_log_prob(x, conditioner) inside a tf.function"):
+            with tf.GradientTape() as tape:
+                traced = tf.function(lambda x: fn(x, conditioner))(tf.constant(_POINTS))
+                total = tf.reduce_sum(tf.cast(traced, tf.float32))
+    except CheckFailed as failed:
+        raise CheckFailed(f"ar_log_prob gives the right numbers but fails inside model.fit, which runs it as a "
+                          f"TensorFlow graph ({failed}): use TensorFlow operations and the mixtures' methods, not "
+                          "NumPy") from None
+    require(bool(np.allclose(to_numpy(traced, "ar_log_prob inside a tf.function"), expected, atol=1e-4)),
+            "ar_log_prob gives different numbers inside a tf.function (as model.fit runs it): use TensorFlow "
+            "operations, not NumPy or Python-side state")
+    gradient = tape.gradient(total, conditioner.marginal)
+    require(gradient is not None and bool(np.all(np.isfinite(to_numpy(gradient)))) and bool(np.any(to_numpy(gradient) != 0)),
+            "no gradient reaches θ1 through ar_log_prob, so model.fit cannot train it: compute it with TensorFlow "
+            "operations from conditioner.marginal_params() (no NumPy, no tf.stop_gradient)")
 
 
 @check("sampling in order: x1, then x2 given x1")

@@ -89,6 +89,19 @@ def flow_log_prob(fn: Any) -> None:
                               "flow.forward(x)")
         require(_close(got, expected),
                 f"with {name} the result is not log p_Z(f(x)) + log |f'(x)| with z = f(x) = flow.forward(x)")
+    # model.fit runs flow_log_prob inside a compiled TensorFlow graph: NumPy calls fail there.
+    flow, base = cases[0][1], cases[0][2]
+    try:
+        with student_code("flow_log_prob(x, flow, base) inside a tf.function"):
+            traced = tf.function(lambda x: fn(x, flow, base))(tf.constant(_fresh()))
+    except CheckFailed as failed:
+        raise CheckFailed(f"flow_log_prob gives the right numbers but fails inside model.fit, which runs it as a "
+                          f"TensorFlow graph ({failed}): use TensorFlow operations and the flow's and base's methods, "
+                          "not NumPy") from None
+    require(_close(to_numpy(traced, "flow_log_prob inside a tf.function"), to_numpy(base.log_prob(flow.forward(_fresh())))
+                   + to_numpy(flow.forward_log_det_jacobian(_fresh(), event_ndims=0))),
+            "flow_log_prob gives different numbers inside a tf.function (as model.fit runs it): use TensorFlow "
+            "operations, not NumPy or Python-side state")
 
 
 @check("composition: data → uniform → Gaussian")
