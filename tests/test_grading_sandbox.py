@@ -457,3 +457,33 @@ def test_a_report_is_written_over_a_planted_symlink_not_through_it(tmp_path):
     assert not (out / "report.json").is_symlink() and (out / "report.json").read_text(encoding="utf-8") == "{}\n"
     assert sorted(p.name for p in (out / "feedback").iterdir()) == ["a.txt"]
     assert not (out / "feedback" / "a.txt").is_symlink()
+
+
+def test_inside_the_sandbox_there_is_no_network_no_host_process_and_no_writable_package(tmp_path):
+    from flowlab.grading.sandbox import kernel_prefix, prepare_work
+
+    work = tmp_path / "work"
+    work.mkdir()
+    prepare_work(SANDBOX, work)
+    package = Path(integrity.__file__).resolve().parents[1]
+    code = f"""
+import os, socket
+try:
+    socket.create_connection(("127.0.0.1", 22), timeout=2)
+    print("network: yes")
+except OSError:
+    print("network: no")
+print("pids:", sorted(int(p) for p in os.listdir("/proc") if p.isdigit()))
+try:
+    open({str(package / "checks" / "core.py")!r}, "a")
+    print("package: writable")
+except OSError:
+    print("package: read-only")
+print("home:", os.environ["HOME"] == os.getcwd() == {str(work.resolve())!r})
+"""
+    done = subprocess.run([*kernel_prefix(SANDBOX, work, dict(os.environ)), sys.executable, "-c", code],
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert lines[0] == "network: no" and lines[2] == "package: read-only" and lines[3] == "home: True"
+    assert len(eval(lines[1].split(":", 1)[1])) <= 3  # bwrap's init, python (and setpriv/prlimit exec'd away)

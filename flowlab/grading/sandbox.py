@@ -35,6 +35,7 @@ __all__ = ["Sandbox", "SandboxUnavailable", "UNPROTECTED", "probe", "kernel_pref
 
 NOBODY = 65534
 TMP_BYTES = 256 * 2**20  # /tmp is memory the RSS watch cannot see: keep it small
+SHM_BYTES = 64 * 2**20
 FILE_BYTES = 2**30  # the largest file the kernel may write (RLIMIT_FSIZE)
 PROCESSES = 4096  # RLIMIT_NPROC for the sandbox user (threads count): stops a fork bomb
 # Environment variables a kernel may inherit; everything else (tokens, the grader's paths) stays out.
@@ -200,7 +201,8 @@ def kernel_prefix(sandbox: Sandbox, work: Path, env: dict[str, str]) -> list[str
             args += ["--ro-bind", name, name]
             mounted.append(path)
     # /tmp before the folders mounted from the host: a PYTHONPATH folder under /tmp stays visible.
-    args += ["--proc", "/proc", "--dev", "/dev", "--perms", "1777", "--size", str(TMP_BYTES), "--tmpfs", "/tmp"]
+    args += ["--proc", "/proc", "--dev", "/dev", "--perms", "1777", "--size", str(TMP_BYTES), "--tmpfs", "/tmp",
+             "--perms", "1777", "--size", str(SHM_BYTES), "--tmpfs", "/dev/shm"]  # POSIX semaphores need it
     made.add(Path("/tmp"))
     for path in readable_paths(env):
         if not _inside(path, mounted):
