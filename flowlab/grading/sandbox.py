@@ -99,10 +99,12 @@ def probe(choice: str = "auto") -> Sandbox:
         problem = "bubblewrap (bwrap) is not installed"
     elif user is not None and shutil.which("setpriv") is None:
         problem = "setpriv (util-linux) is missing, so the kernel could not drop root"
+    elif shutil.which("prlimit") is None:
+        problem = "prlimit (util-linux) is missing, so the kernel's limits could not be set"
     else:
         command = [bwrap, *_namespaces(user is not None), "--die-with-parent", "--new-session",
                    "--ro-bind", "/", "/", "--proc", "/proc", "--dev", "/dev",
-                   *_drop_privileges(user), "true"]
+                   *_drop_privileges(user), "prlimit", "--core=0", "--", "true"]
         try:
             done = subprocess.run(command, stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=20)
         except (OSError, subprocess.TimeoutExpired) as err:
