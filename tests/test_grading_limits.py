@@ -33,7 +33,7 @@ VARIANTS = {
     "loop": {"mean": LOOP},
     "wall_clock": {"mean": LOOP},  # graded alone, with cell timeouts longer than its wall clock
     "dead_kernel": {"mean": "import os\nos._exit(1)"},
-    "memory_bomb": {"mean": "blocks = []\nwhile True:\n    blocks.append(b'x' * 2**25)"},
+    "memory_bomb": {"mean": "blocks = []\nwhile True:\n    blocks.append(b'x' * 2**27)"},  # over 600 MB within a second
     # 1.5 MB from one answer cell: the grader keeps 1 MB per cell; the checks are not affected.
     "chatty": {"square": "def square(x):\n    return x ** 2\nprint('x' * (3 * 2**19))"},
     # 12 MB in chunks: past the 10 MB per notebook the kernel is stopped.
