@@ -1,12 +1,13 @@
 """How far apart lab 02's trained-flow check puts right and wrong answers, in fast mode.
 
-Trains the notebook's recipe exactly as its fast mode does (``FLOWLAB_FAST=1``: 4,000 points of
-``make_moons(noise=0.05, random_state=0)``, the same epochs, batch 128, Adam 1e-3 with
+Trains the notebook's recipe exactly as its fast mode does (``FLOWLAB_FAST=1``: the 10,000 points of
+``make_moons(noise=0.05, random_state=0)``, the notebook's fast-mode epochs, batch 128, Adam 1e-3 with
 ``global_clipnorm=1.0``, the learning rate divided by 10 for the last quarter) for a correct answer
 and for the wrong answers students write, over several initialisations, and scores each on the
 notebook's 2,000 test points. Each run also records the verdict of ``check.trained_flow``.
 
-    .venv/bin/python bench/check_margins_two_moons.py --seeds 12 --out bench/results/check_margins_two_moons.json
+    .venv/bin/python bench/check_margins_two_moons.py --seeds 12 --wrong-seeds 3 \
+        --out bench/results/check_margins_two_moons.json
 
 Variants: ``correct`` (three MAF layers, a swap after each); ``one_permute`` (the three MAFs
 back to back, one swap at the end); ``shared`` (one MAF object used three times); ``sgd`` (plain
@@ -85,7 +86,7 @@ def main() -> int:
     parser.add_argument("--seeds", type=int, default=12, help="seeds 0 .. N-1 for the correct answer")
     parser.add_argument("--wrong-seeds", type=int, default=4, help="seeds 0 .. N-1 for each wrong answer")
     parser.add_argument("--epochs", type=int, default=None, help="default: the notebook's fast mode")
-    parser.add_argument("--n-train", type=int, default=4000)
+    parser.add_argument("--n-train", type=int, default=10000)
     parser.add_argument("--variants", nargs="*", default=VARIANTS, choices=VARIANTS)
     parser.add_argument("--jobs", type=int, default=2)
     parser.add_argument("--out", help="write all rows and the summary to this JSON file")

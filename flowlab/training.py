@@ -155,6 +155,15 @@ class LinearWarmup(tf.keras.optimizers.schedules.LearningRateSchedule):
         return {"learning_rate": self.learning_rate, "warmup_steps": self.warmup_steps}
 
 
+def _model_event_shape(model: tf.keras.Model) -> tuple[int, ...] | None:
+    """A functional model's input event shape; ``None`` for a subclassed one (it has no input spec
+    even after it has been called)."""
+    if not getattr(model, "inputs", None):
+        return None
+    shape = model.inputs[0].shape[1:]
+    return tuple(int(d) for d in shape) if shape.is_fully_defined() else None
+
+
 def fit(
     flow: tfd.Distribution | tf.keras.Model,
     x: Any,
@@ -188,7 +197,7 @@ def fit(
     with scope:
         if isinstance(flow, tf.keras.Model):
             model = flow
-            event_shape = tuple(int(d) for d in model.input_shape[1:]) if model.built else None
+            event_shape = _model_event_shape(model)
         elif isinstance(flow, tfd.Distribution):
             model = density_model(flow)
             event_shape = _event_shape(flow)

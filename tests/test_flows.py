@@ -4,9 +4,13 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from flowlab.flows import build_iaf, build_maf, build_realnvp
+import functools
 
-BUILDERS = [build_maf, build_iaf, build_realnvp]
+from flowlab.flows import build_iaf, build_maf, build_nsf, build_realnvp
+
+bounded_maf = functools.partial(build_maf, log_scale_bound=3.0)
+bounded_maf.__name__ = "bounded_maf"
+BUILDERS = [build_maf, bounded_maf, build_iaf, build_realnvp, build_nsf]
 
 
 def _randomise(flow, seed=0):

@@ -89,3 +89,41 @@ def test_labs_ship_without_outputs_or_solutions(root):
     for path in sorted((root / "labs").glob("*.ipynb")):
         text = path.read_text(encoding="utf-8")
         assert "BEGIN SOLUTION" not in text and '"output_type"' not in text, path
+
+
+def _stderr(notebook) -> list[str]:
+    return [
+        f"cell {cell.get('id')}: {''.join(o.get('text', ''))[:200]!r}"
+        for cell in notebook.cells if cell.cell_type == "code"
+        for o in cell.get("outputs", []) if o.get("output_type") == "stream" and o.get("name") == "stderr"
+    ]
+
+
+def test_executed_solutions_hold_no_stderr(root):
+    """A healthy run is quiet: no TensorFlow log line (CUDA, oneDNN, NodeDef) reaches a student."""
+    for path in sorted((root / "solutions").glob("*.ipynb")):
+        assert _stderr(nbformat.read(path, as_version=4)) == [], path.name
+
+
+UNTOUCHED_LABS = ["01_flows_1d", "02_two_moons", "03_face", "04_mnist_realnvp"]
+
+
+@pytest.mark.parametrize("lab", UNTOUCHED_LABS)
+def test_untouched_lab_runs_top_to_bottom_with_every_check_failing(root, lab, tmp_path, monkeypatch):
+    """The student's first "Run all": no cell errors, and each check prints ✘ with a hint about its own TODO."""
+    from nbclient import NotebookClient
+
+    from flowlab.grading.roles import CHECK_MARKER
+
+    monkeypatch.setenv("FLOWLAB_FAST", "1")
+    notebook = nbformat.read(root / "labs" / f"{lab}.ipynb", as_version=4)
+    NotebookClient(notebook, timeout=600, kernel_name="python3", allow_errors=False,
+                   resources={"metadata": {"path": str(tmp_path)}}).execute()
+    assert _stderr(notebook) == []
+    checks = [c for c in notebook.cells if c.cell_type == "code" and c.source.lstrip().startswith(CHECK_MARKER)]
+    assert checks
+    for cell in checks:
+        text = "".join(o.get("text", "") for o in cell.outputs if o.get("output_type") == "stream")
+        lines = text.strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith("✘ "), (cell.get("id"), text)
+        assert "the check itself failed" not in lines[0] and "raised NameError" not in lines[0], lines[0]

@@ -148,3 +148,25 @@ def test_linear_warmup_makes_adams_first_step_small():
 def test_linear_warmup_rejects_bad_arguments(args, message):
     with pytest.raises(ValueError, match=message):
         LinearWarmup(*args)
+
+
+def test_fit_trains_a_subclassed_model_even_after_it_was_called():
+    """A subclassed model has no input shape, called or not; fit reads the event shape from the data."""
+    from flowlab.flows import build_maf
+
+    class LogLikelihood(tf.keras.Model):
+        def __init__(self, flow):
+            super().__init__()
+            self.flow = flow
+
+        def call(self, x):
+            return self.flow.log_prob(x)
+
+    flow = build_maf(2, n_layers=1, hidden_units=(8,))
+    model = LogLikelihood(flow)
+    x = np.random.default_rng(0).normal(size=(256, 2)).astype(np.float32)
+    before = [v.numpy().copy() for v in flow.trainable_variables]
+    model(x[:4])  # called once, as a notebook cell that plots it would
+    trained, history = fit(model, x, epochs=2, batch_size=64, verbose=0)
+    assert trained is model and len(history.history["loss"]) == 2
+    assert any(not np.allclose(b, v.numpy()) for b, v in zip(before, flow.trainable_variables))

@@ -1,6 +1,7 @@
 """Flow builders: each returns a ``tfd.TransformedDistribution``, ready for ``model.fit``."""
 
 from flowlab.flows.maf import build_iaf, build_maf, made_layer
+from flowlab.flows.nsf import build_nsf
 from flowlab.flows.multiscale import bits_by_scale, build_multiscale_realnvp, latents_by_scale, sample_images
 from flowlab.flows.realnvp import build_realnvp
 
@@ -8,6 +9,7 @@ __all__ = [
     "build_maf",
     "build_iaf",
     "build_realnvp",
+    "build_nsf",
     "build_multiscale_realnvp",
     "made_layer",
     "sample_images",
