@@ -446,6 +446,15 @@ def test_trained_flow_catches_log_dets_that_lie(capsys, honest):
     bad(capsys, check.trained_flow, liar, y, _bpd(liar, y), hint="not the density")
 
 
+def test_trained_flow_catches_masks_that_do_not_alternate(capsys, honest):
+    _, y, _ = honest
+    board = board_a(28, 28, 1, 0)
+    same = [FunctionCoupling(board, _net(), forward_a, inverse_a) for _ in range(2)]
+    flow = tfd.TransformedDistribution(_base(), tfb.Chain([tfb.Invert(FunctionLogit(logit_a, log_det_a)),
+                                                           tfb.Scale(0.01), *same]))
+    bad(capsys, check.trained_flow, flow, y, _bpd(flow, y), hint="same mask")
+
+
 def test_trained_flow_catches_a_sampler_that_does_not_invert(capsys, honest):
     _, y, _ = honest
     broken = _flow(inverse=lambda y, m, c: y)
@@ -454,10 +463,10 @@ def test_trained_flow_catches_a_sampler_that_does_not_invert(capsys, honest):
 
 def test_trained_flow_needs_a_trained_model_and_the_right_number(capsys, honest):
     flow, y, value = honest
-    blurry = _flow(scale=0.5)  # an honest flow far from the data: like an untrained one
+    blurry = _flow(scale=0.3)  # an honest flow far from the data: like an untrained one
     yb = flow.sample(12, seed=4).numpy()
     assert _bpd(blurry, yb) > check.TRAINED_BPD_THRESHOLD
-    bad(capsys, check.trained_flow, blurry, yb, _bpd(blurry, yb), hint="above 4 bits/dim")
+    bad(capsys, check.trained_flow, blurry, yb, _bpd(blurry, yb), hint="above 5 bits/dim")
     bad(capsys, check.trained_flow, flow, y, ..., hint="placeholder")
     bad(capsys, check.trained_flow, flow, y, value - 8.0, hint="8 bits")
     bad(capsys, check.trained_flow, flow, y, value + 0.5, hint="mean of to_bits_per_dim")
@@ -469,3 +478,30 @@ def test_trained_flow_needs_a_trained_model_and_the_right_number(capsys, honest)
     bad(capsys, check.trained_flow, "flow", y, 1.0, hint="Distribution")
     bad(capsys, check.trained_flow, tfd.Normal(0.0, 1.0), y, 1.0, hint="TransformedDistribution")
     bad(capsys, check.trained_flow, flow, y[..., 0], value, hint="(n, 28, 28, 1)")
+
+
+# --- the lab's data: train / validation / test -----------------------------------------------------
+
+def test_three_way_split_is_disjoint_seeded_and_keeps_the_test_part(tmp_path):
+    import gzip
+    import struct
+
+    from flowlab.datasets import mnist
+
+    rng = np.random.default_rng(0)
+    for part in ("train", "test"):
+        images, labels = mnist.FILES[part]
+        pixels = rng.integers(0, 256, (40, 28, 28)).astype(np.uint8)
+        (tmp_path / images).write_bytes(gzip.compress(struct.pack(">IIII", 2051, 40, 28, 28) + pixels.tobytes()))
+        (tmp_path / labels).write_bytes(gzip.compress(struct.pack(">II", 2049, 40) + bytes(40)))
+    train, validation, test = mnist.load_mnist_splits(20, 8, 10, directory=tmp_path)
+    assert train.shape == (20, 28, 28, 1) and validation.shape == (8, 28, 28, 1) and test.shape == (10, 28, 28, 1)
+    seen = {image.tobytes() for image in train}
+    assert not any(image.tobytes() in seen for image in np.concatenate([validation, test]))
+    assert not {image.tobytes() for image in validation} & {image.tobytes() for image in test}
+    _, two_way_test = mnist.load_mnist_split(28, 10, directory=tmp_path)
+    np.testing.assert_array_equal(test, two_way_test)  # the reported test images do not move
+    again = mnist.load_mnist_splits(20, 8, 10, directory=tmp_path)
+    np.testing.assert_array_equal(validation, again[1])
+    with pytest.raises(ValueError, match="n_validation"):
+        mnist.load_mnist_splits(20, -1, 10, directory=tmp_path)
