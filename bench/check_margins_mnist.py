@@ -15,10 +15,11 @@ Answers: ``correct``; ``coupling_no_log_det`` (coupling_forward returns a zero l
 0, every channel half 0); ``dequantize_no_noise`` (x / 256); ``dequantize_255`` ((x + u) / 255);
 ``untrained`` (no epochs).
 
-Reproduce (fast mode; about 1.5 minutes per run on 2 cores):
+Reproduce (fast mode; 2-4 minutes per run on 2 shared cores; runs already in --out are skipped):
 
     FLOWLAB_FAST=1 FLOWLAB_MNIST_DIR=/work/shared/data/mnist .venv/bin/python bench/check_margins_mnist.py \
         --seeds 0 1 2 --out bench/results/check_margins_mnist.json
+    # then --seeds 3 4 --variants correct (results: bench/check_margins.md, Lab 04)
 """
 
 from __future__ import annotations
