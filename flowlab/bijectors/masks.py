@@ -4,8 +4,9 @@ A coupling layer (Dinh et al. 2014, 2016) splits its input with a binary mask :m
 :math:`b \odot x` passes through unchanged and conditions the transformation of the rest,
 :math:`(1 - b) \odot x`.  For images RealNVP uses two patterns:
 
-- a **checkerboard**, :math:`b_{ij} = 1` where :math:`i + j` is even (parity 0) or odd (parity 1),
-  so every transformed pixel sees its four neighbours;
+- a **checkerboard**, :math:`b_{ij} = 1` where :math:`i + j` is even (parity 0) or odd (parity 1):
+  a transformed pixel's four direct neighbours are all copied, and a conditioner of stacked 3×3
+  convolutions reads every copied pixel within its receptive field (9×9 for four convolutions);
 - a **channel mask**, which keeps the first (or second) half of the channels, used after a
   :class:`~flowlab.bijectors.squeeze.Squeeze` has moved space into channels.
 
