@@ -434,9 +434,9 @@ def _kind(mask: np.ndarray, h: int, w: int, c: int) -> tuple[str, int] | None:
 
 
 def _one_scale(fn: Callable, h: int, w: int, c: int) -> None:
+    """The structure only: running data through would run (and blame) the coupling TODO's functions."""
     import tensorflow_probability as tfp
 
-    tf = _tf()
     call = f"scale_layers({h}, {w}, {c})"
     with student_code(call):
         layers = fn(h, w, c)
@@ -486,11 +486,6 @@ def _one_scale(fn: Callable, h: int, w: int, c: int) -> None:
                 f"the {kind} masks must alternate ({'parity' if kind == 'checkerboard' else 'half'} 0, 1, 0): with the "
                 "same mask twice in a row, the second layer transforms the same half again and the other half is "
                 "never transformed between them")
-    x = tf.random.stateless_uniform([2, h, w, c], seed=[3, 4], minval=-1.0, maxval=1.0)
-    with student_code(f"tfb.Chain({call}).inverse(x) (the data direction)"):
-        z = tfp.bijectors.Chain(list(layers)).inverse(x)
-    require(tuple(z.shape) == (2, h // 2, w // 2, 4 * c),
-            f"the data direction of {call} gives shape {tuple(z.shape)[1:]}, expected {(h // 2, w // 2, 4 * c)}")
 
 
 @check("one scale: checkerboard couplings, squeeze, channel couplings")
