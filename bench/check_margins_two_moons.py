@@ -78,7 +78,7 @@ def train_one(variant: str, seed: int, epochs: int, n_train: int) -> dict:
     with redirect_stdout(out):
         check.trained_flow(flow, x_test)
     return {"variant": variant, "seed": seed, "epochs": epochs, "n_train": n_train, "test_nll": round(nll, 4),
-            "verdict": out.getvalue().strip()[:1]}
+            "verdict": out.getvalue().strip()[:1], "check": out.getvalue().strip()}
 
 
 def main() -> int:

@@ -76,7 +76,8 @@ def train_one(args: argparse.Namespace) -> dict:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--seeds", type=int, default=12, help="seeds 0 .. N-1")
+    parser.add_argument("--seeds", type=int, default=12, help="seeds FIRST .. FIRST+N-1")
+    parser.add_argument("--first", type=int, default=0, help="the first seed (default 0)")
     parser.add_argument("--batch", type=int, default=128)
     parser.add_argument("--lr", type=float, default=1e-3)
     parser.add_argument("--clipnorm", type=float, default=1.0, help="Adam's global_clipnorm; 0 turns clipping off")
@@ -109,7 +110,7 @@ def main() -> int:
         return row
 
     with ThreadPoolExecutor(args.jobs) as pool:
-        rows = list(pool.map(run, range(args.seeds)))
+        rows = list(pool.map(run, range(args.first, args.first + args.seeds)))
     if args.out:
         with open(args.out, "a") as f:
             f.writelines(json.dumps(r) + "\n" for r in rows)

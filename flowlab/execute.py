@@ -51,6 +51,9 @@ def execute_notebook(
         timeout=timeout,
         kernel_name=kernel_name,
         resources={"metadata": {"path": str(path.parent.resolve())}},
+        # The kernel's own start-up warnings (ipykernel's "running over TCP without encryption" on a
+        # local loopback socket) are not the notebook's output; keep the terminal quiet.
+        extra_arguments=["--IPKernelApp.log_level=ERROR"],
     )
     with _environment(FLOWLAB_FAST="1" if fast else "0", TF_CPP_MIN_LOG_LEVEL="3"):
         try:

@@ -96,18 +96,32 @@ def plot_loss(history: Any, ax: plt.Axes | None = None, title: str = "Training")
 
 
 def loss_limits(values: Any) -> tuple[float, float]:
-    """Y-limits that show a loss curve's shape: a rare spike (an outlier far above the upper quartile,
-    3 interquartile ranges out) does not set the scale.
+    """Y-limits that show a loss curve's shape: a rare spike does not set the scale.
+
+    An epoch is a spike when its height above the curve's floor is more than three times that of
+    its neighbours (the median of the two epochs on either side), so a loss that is high because
+    training has just begun is shown, and one batch's blow-up is not.
 
     >>> loss_limits([2.0, 1.5, 1.2, 200.0, 1.0, 0.9, 0.85, 0.8])[1] < 3
     True
+    >>> loss_limits([2.5, 2.0, 1.6, 1.3, 1.1, 1.0])[1] > 2.5
+    True
     """
-    values = np.asarray(values, dtype=np.float64)
-    values = values[np.isfinite(values)]
-    if values.size == 0:
+    values = np.asarray(values, dtype=np.float64).ravel()
+    finite = values[np.isfinite(values)]
+    if finite.size == 0:
         return float("nan"), float("nan")
-    q1, q3 = np.percentile(values, [25, 75])
-    kept = values[values <= q3 + 3 * max(q3 - q1, 1e-9)]
+    height = np.where(np.isfinite(values), values - finite.min(), np.nan)
+    kept = []
+    for i, h in enumerate(height):
+        if not np.isfinite(h):
+            continue
+        around = np.concatenate([height[max(0, i - 2):i], height[i + 1:i + 3]])
+        around = around[np.isfinite(around)]
+        if around.size >= 2 and h > 3 * np.median(around) + 1e-9 and h > 0.05 * np.nanmax(height):
+            continue  # a spike
+        kept.append(values[i])
+    kept = np.asarray(kept) if kept else finite
     low, high = float(kept.min()), float(kept.max())
     pad = 0.05 * (high - low) if high > low else 0.5
     return low - pad, high + pad
