@@ -78,7 +78,7 @@ def reads_and_binds(tree: ast.Module) -> tuple[set[str], list[str]]:
         if isinstance(node, ast.NamedExpr) and node.target.id not in binds:
             binds.add(node.target.id)
             order.append(node.target.id)
-    return reads - stores, order
+    return reads - stores - binds, order
 
 
 def _wait(names: list[str], binds: list[str], namespace: dict[str, Any]) -> None:

@@ -52,3 +52,8 @@ def test_outside_a_notebook_nothing_changes():
     from flowlab.todo import register_ipython
 
     assert register_ipython() is False  # pytest is not IPython
+
+
+def test_a_name_the_cell_imports_is_not_waited_for():
+    reads, binds = reads_and_binds(ast.parse("from flowlab.flows import build_maf\nflow = build_maf(2)"))
+    assert reads == set() and binds == ["build_maf", "flow"]
