@@ -95,6 +95,9 @@ def test_transformed_distribution(capsys):
     passes(capsys, check.transformed_distribution, affine(base))  # a bijector called on a distribution
     passes(capsys, check.transformed_distribution, tfd.MultivariateNormalDiag(loc=[0.5, 0.25], scale_diag=[1.0, 0.5]))
     fails(capsys, check.transformed_distribution, base, hint="N((0.5, 0.25)")
+    scalars = tfd.Normal(loc=[0.0, 0.0], scale=1.0)  # the wrong base of Exercise 1, carried along
+    fails(capsys, check.transformed_distribution, tfd.TransformedDistribution(scalars, affine),
+          hint="batch of two scalar distributions")
     fails(capsys, check.transformed_distribution, tfd.TransformedDistribution(base, tfb.Invert(affine)),
           hint="transform the standard normal")
 

@@ -106,7 +106,11 @@ def transformed_distribution(distribution: Any) -> None:
     """The base pushed through the affine bijector: N((0.5, 0.25), diag(1, 0.5)²)."""
     need(distribution, "transformed_distribution", tfd.Distribution)
     event = _shape(distribution.event_shape, "transformed_distribution.event_shape")
-    require(event == [2], f"event shape is {event}, expected [2]")
+    batch = _shape(distribution.batch_shape, "transformed_distribution.batch_shape")
+    require(not (event == [] and batch == [2]),
+            "event shape is [] and batch shape [2]: it is a batch of two scalar distributions, because the base is; "
+            "transform a base over 2-vectors (event shape [2], Exercise 1)")
+    require(event == [2], f"event shape is {event}, expected [2]: one event is a point (x1, x2)")
     with student_code("transformed_distribution.log_prob(x)"):
         log_prob = to_numpy(distribution.log_prob(_POINTS), "log_prob(x)")
     require(log_prob.shape == (len(_POINTS),), f"log_prob of 5 points has shape {log_prob.shape}, expected (5,)")
