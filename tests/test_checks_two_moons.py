@@ -326,3 +326,13 @@ def test_student_exceptions_are_named_not_blamed_on_the_check(capsys):
     evil = type("Evil\r✔ affine bijector x = z * (1, 0.5) + (0.5, 0.25)", (), {})()
     line = fails(capsys, check.affine_bijector, evil)
     assert "\r" not in line and "\\r" in line, "control characters from the student's objects are escaped"
+
+
+class NoShape(tfd.MultivariateNormalDiag):
+    @property
+    def event_shape(self):
+        raise RuntimeError("no shape today")
+
+
+def test_a_property_of_the_students_object_that_raises_is_theirs(capsys):
+    fails(capsys, check.base_distribution, NoShape(loc=[0.0, 0.0]), hint="event_shape raised RuntimeError")

@@ -53,9 +53,9 @@ def _gaussian_log_prob(x: np.ndarray, loc: np.ndarray, scale: np.ndarray) -> np.
     return np.sum(-0.5 * z**2 - np.log(scale) - 0.5 * np.log(2 * np.pi), axis=-1)
 
 
-def _shape(shape: Any, what: str) -> list[int] | None:
-    with student_code(what):
-        shape = tf.TensorShape(shape)
+def _shape(owner: Any, attribute: str, what: str) -> list[int] | None:
+    with student_code(what):  # a property of the student's object: what it raises is theirs
+        shape = tf.TensorShape(getattr(owner, attribute))
     if shape.rank is None:
         return None
     return [d if d is None else int(d) for d in shape.as_list()]
@@ -65,8 +65,8 @@ def _shape(shape: Any, what: str) -> list[int] | None:
 def base_distribution(base: Any) -> None:
     """A standard normal over 2-vectors: event shape [2], batch shape []."""
     need(base, "base_distribution", tfd.Distribution)
-    event = _shape(base.event_shape, "base_distribution.event_shape")
-    batch = _shape(base.batch_shape, "base_distribution.batch_shape")
+    event = _shape(base, "event_shape", "base_distribution.event_shape")
+    batch = _shape(base, "batch_shape", "base_distribution.batch_shape")
     require(batch == [], f"batch shape is {batch}: use one distribution over vectors, not a batch of scalars "
             "(tfd.MultivariateNormalDiag, or tfd.Independent over a tfd.Normal)")
     require(event == [2], f"event shape is {event}, expected [2]: one event is a point (x1, x2)")
@@ -105,8 +105,8 @@ def affine_bijector(bijector: Any) -> None:
 def transformed_distribution(distribution: Any) -> None:
     """The base pushed through the affine bijector: N((0.5, 0.25), diag(1, 0.5)²)."""
     need(distribution, "transformed_distribution", tfd.Distribution)
-    event = _shape(distribution.event_shape, "transformed_distribution.event_shape")
-    batch = _shape(distribution.batch_shape, "transformed_distribution.batch_shape")
+    event = _shape(distribution, "event_shape", "transformed_distribution.event_shape")
+    batch = _shape(distribution, "batch_shape", "transformed_distribution.batch_shape")
     require(not (event == [] and batch == [2]),
             "event shape is [] and batch shape [2]: it is a batch of two scalar distributions, because the base is; "
             "transform a base over 2-vectors (event shape [2], Exercise 1)")
