@@ -19,10 +19,9 @@ from typing import Any
 
 from flowlab.checks.core import PASS
 from flowlab.labs import BEGIN
+from flowlab.todo import CHECK_MARKER  # one definition of the notebook contract's check marker
 
 __all__ = ["CHECK_MARKER", "Role", "SolutionCell", "checksum", "role_of", "solution_cells", "check_title"]
-
-CHECK_MARKER = "# NBVAL_CHECK_OUTPUT"
 
 
 class Role:
