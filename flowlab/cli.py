@@ -94,6 +94,12 @@ def _cmd_grade(args: argparse.Namespace) -> int:
     return grading.main(args)
 
 
+def _cmd_gradebook_merge(args: argparse.Namespace) -> int:
+    from flowlab.grading.command import merge_main
+
+    return merge_main(args)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="flowlab", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -126,6 +132,13 @@ def build_parser() -> argparse.ArgumentParser:
     if grading is not None and hasattr(grading, "add_arguments"):
         grading.add_arguments(grade)
     grade.set_defaults(func=_cmd_grade)
+
+    gradebook = sub.add_parser("gradebook", help="work with graded batches (merge the shards of a class)")
+    books = gradebook.add_subparsers(dest="gradebook_command", required=True)
+    merge = books.add_parser("merge", help="join the reports of `flowlab grade --shard K/N` runs into one gradebook")
+    merge.add_argument("reports", nargs="+", type=Path, help="the shards' --out folders (or their report.json)")
+    merge.add_argument("--out", type=Path, default=Path("grades"), help="where the merged reports go (default grades)")
+    merge.set_defaults(func=_cmd_gradebook_merge)
     return parser
 
 

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, replace
 from pathlib import Path
 
-__all__ = ["add_arguments", "main", "grade"]
+__all__ = ["add_arguments", "main", "grade", "merge_main"]
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -33,6 +34,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="run each kernel in a bubblewrap sandbox: auto (when bwrap works here, else "
                              "warn and run without), bwrap (required), none")
     parser.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
+    parser.add_argument("--shard", metavar="K/N",
+                        help="grade shard K of N (K = 1..N): a deterministic 1/N of the students, by name; join "
+                             "the shards' --out folders with `flowlab gradebook merge`")
+    parser.add_argument("--format", choices=["flowlab", "gradescope"], default="flowlab",
+                        help="gradescope: also write Gradescope's results.json in --out (one submission)")
+    parser.add_argument("--gradescope-visibility", default="visible",
+                        choices=["visible", "hidden", "after_due_date", "after_published"],
+                        help="visibility of the score and the tests in results.json (default visible)")
 
 
 def prepare(options, *, hide: list[Path] = ()):
@@ -54,17 +63,21 @@ def changed_since_start(options) -> list[str]:
 
 
 def grade(paths: list[Path], *, solutions: Path, options, jobs: int = 1, progress: bool = False,
-          hide: list[Path] = ()):
+          hide: list[Path] = (), shard=None):
     """Grade ``paths`` (files or folders); return ``(results, lab columns)``. The library entry point.
 
+    ``shard`` (a :class:`~flowlab.grading.shards.Shard`): grade only its students.
     No kernel sees ``solutions``, the submissions or the folders in ``hide`` (the output folder)."""
+    from flowlab.grading import pipeline
     from flowlab.grading.discover import find_solutions, find_submissions
-    from flowlab.grading.pipeline import Solutions, grade_submission
+    from flowlab.grading.pipeline import Solutions
     from flowlab.grading.progress import Progress
+    from flowlab.grading.shards import select
 
     options = prepare(options, hide=[solutions, *paths, *hide])
     known = Solutions(find_solutions(solutions))
-    submissions = find_submissions(paths, known.ids)
+    submissions = select(find_submissions(paths, known.ids), shard)
+    grade_submission = pipeline.grade_submission
     bar = Progress(len(submissions), enabled=progress)
 
     def one(sub):
@@ -102,7 +115,7 @@ def _distinct(results):
 
 def main(args: argparse.Namespace) -> int:
     from flowlab.grading.pipeline import Options
-    from flowlab.grading.report import feedback_text, ordered, write_feedback, write_gradebook, write_json
+    from flowlab.grading.report import feedback_text, ordered, write_reports
     from flowlab.grading.runner import Limits
     from flowlab.grading.sandbox import SandboxUnavailable, probe
 
@@ -116,6 +129,15 @@ def main(args: argparse.Namespace) -> int:
     if args.jobs < 1:
         print("flowlab grade: --jobs must be at least 1", file=sys.stderr)
         return 2
+    shard = None
+    if args.shard is not None:
+        from flowlab.grading.shards import parse_shard
+
+        try:
+            shard = parse_shard(args.shard)
+        except ValueError as err:
+            print(f"flowlab grade: {err}", file=sys.stderr)
+            return 2
     try:
         sandbox = probe(args.sandbox)
     except SandboxUnavailable as err:
@@ -125,18 +147,29 @@ def main(args: argparse.Namespace) -> int:
     options = Options(limits=limits, fast=not args.full, only_lab=args.lab, zero_flagged=not args.keep_flagged_scores,
                       sandbox=sandbox)
     results, columns = grade(args.submissions, solutions=args.solutions, options=options, jobs=args.jobs,
-                             progress=not args.quiet, hide=[args.out])
-    if not results:
+                             progress=not args.quiet, hide=[args.out], shard=shard)
+    gradescope = args.format == "gradescope"
+    if not results and shard is None:
         print(f"flowlab grade: no notebooks found in {', '.join(map(str, args.submissions))}", file=sys.stderr)
+        if gradescope:  # Gradescope shows the student this, instead of a failed autograder
+            from flowlab.grading.gradescope import no_submission
+            from flowlab.grading.report import write_atomic
+
+            args.out.mkdir(parents=True, exist_ok=True)
+            write_atomic(args.out / "results.json", json.dumps(no_submission(
+                "no notebook (.ipynb) was found in the submission", args.gradescope_visibility)) + "\n")
         return 2
 
     # Written once, now that every kernel of the batch is gone.
-    args.out.mkdir(parents=True, exist_ok=True)
     settings = {"fast": options.fast, "limits": asdict(limits), "solutions": str(args.solutions),
                 "sandbox": sandbox.kind + ("" if sandbox.enabled else f" ({sandbox.warning})")}
-    write_json(results, args.out / "report.json", settings)
-    write_gradebook(results, columns, args.out / "gradebook.csv")
-    write_feedback(results, args.out / "feedback")
+    if shard is not None:
+        settings["shard"] = str(shard)  # an empty shard (more shards than students) writes empty reports
+    write_reports(results, columns, args.out, settings)
+    if gradescope:
+        from flowlab.grading.gradescope import write_results
+
+        write_results(results, args.out / "results.json", args.gradescope_visibility, lab=args.lab)
 
     results = ordered(results)
     if len(results) == 1:
@@ -146,7 +179,26 @@ def main(args: argparse.Namespace) -> int:
             extra = "" if r.status == "graded" else f"  [{r.status}: {r.reason.splitlines()[0]}]"
             print(f"{r.student:<24} {r.lab or '?':<18} {r.total:>6g} / {r.max_points:g}{extra}")
     errors = [r for r in results if r.status == "error"]
-    print(f"flowlab grade: {len(results)} notebook(s); wrote {args.out}/report.json, gradebook.csv, feedback/"
+    print(f"flowlab grade: {len(results)} notebook(s)" + (f" (shard {shard})" if shard else "")
+          + f"; wrote {args.out}/report.json, gradebook.csv, feedback/" + (", results.json" if gradescope else "")
           + (f"; the grader failed on {len(errors)}" if errors else "")
           + ("" if sandbox.enabled else "; WITHOUT a sandbox (see the warning above)"), file=sys.stderr)
+    return 1 if errors else 0
+
+
+def merge_main(args: argparse.Namespace) -> int:
+    """``flowlab gradebook merge SHARD_OUT... --out DIR``: the gradebook of the whole class."""
+    from flowlab.grading.report import write_reports
+    from flowlab.grading.shards import MergeError, merge_reports
+
+    try:
+        results, columns, settings = merge_reports(args.reports)
+    except (MergeError, ValueError) as err:
+        print(f"flowlab gradebook merge: {err}", file=sys.stderr)
+        return 2
+    write_reports(results, columns, args.out, settings)
+    errors = sum(r.status == "error" for r in results)
+    print(f"flowlab gradebook merge: {len(args.reports)} shard(s), {len(results)} notebook(s); wrote "
+          f"{args.out}/report.json, gradebook.csv, feedback/"
+          + (f"; the grader failed on {errors} (see their rows)" if errors else ""), file=sys.stderr)
     return 1 if errors else 0

@@ -26,7 +26,10 @@ from typing import Iterable
 from flowlab.checks.core import FAIL, PASS
 from flowlab.grading.scoring import SubmissionResult, visible
 
-__all__ = ["write_json", "write_gradebook", "write_feedback", "feedback_text", "ordered", "write_atomic"]
+__all__ = ["write_json", "write_gradebook", "write_feedback", "write_reports", "feedback_text", "ordered",
+           "write_atomic", "REPORT_VERSION"]
+
+REPORT_VERSION = 1  # ``flowlab_grade`` in report.json
 
 FLAGGED = "⚑"  # a check that passed on a flagged submission: never shown as PASS
 
@@ -58,9 +61,21 @@ def _number(value: float) -> str:
     return f"{value:g}"
 
 
-def write_json(results: list[SubmissionResult], path: Path, settings: dict) -> None:
-    data = {"flowlab_grade": 1, "settings": settings, "submissions": [r.to_dict() for r in ordered(results)]}
+def write_json(results: list[SubmissionResult], path: Path, settings: dict,
+               columns: dict[str, list[str]] | None = None) -> None:
+    """``columns`` (lab id -> check titles) lets ``flowlab gradebook merge`` rebuild the gradebook."""
+    data = {"flowlab_grade": REPORT_VERSION, "settings": settings, "columns": columns or {},
+            "submissions": [r.to_dict() for r in ordered(results)]}
     write_atomic(path, json.dumps(data, indent=2, ensure_ascii=False) + "\n")
+
+
+def write_reports(results: list[SubmissionResult], columns: dict[str, list[str]], out: Path, settings: dict) -> None:
+    """``report.json``, ``gradebook.csv`` and ``feedback/`` in ``out`` (the same for a run and a merge)."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    write_json(results, out / "report.json", settings, columns)
+    write_gradebook(results, columns, out / "gradebook.csv")
+    write_feedback(results, out / "feedback")
 
 
 def write_gradebook(results: list[SubmissionResult], columns: dict[str, list[str]], path: Path) -> None:

@@ -76,6 +76,15 @@ class SubmissionResult:
         data.update(total=self.total, max_points=self.max_points)
         return data
 
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "SubmissionResult":
+        """The result :meth:`to_dict` wrote (``report.json``), read back (``flowlab gradebook merge``)."""
+        known = {f for f in cls.__dataclass_fields__}
+        fields = {k: v for k, v in data.items() if k in known and k != "checks"}
+        checks = [CheckResult(**{k: v for k, v in c.items() if k in CheckResult.__dataclass_fields__})
+                  for c in data.get("checks", [])]
+        return cls(**fields, checks=checks)
+
 
 def _first_line(text: str) -> str:
     text = str(text).strip()
