@@ -15,22 +15,26 @@ from flowlab.bijectors.autoregressive_cdf import (
     MixtureConditioner2D,
     build_autoregressive_mixture_cdf,
 )
+from flowlab.bijectors.conv1x1 import InvertibleConv1x1
 from flowlab.bijectors.coupling import AdditiveCoupling, AffineCoupling
 from flowlab.bijectors.dequantize import Logit, dequantized_dataset, uniform_dequantize
 from flowlab.bijectors.masks import alternating_mask, channel_mask, checkerboard
 from flowlab.bijectors.mixture_cdf import MixtureCDF
 from flowlab.bijectors.squeeze import Squeeze
+from flowlab.bijectors.variational_dequantization import VariationalDequantizer
 
 __all__ = [
     "ActNorm",
     "AdditiveCoupling",
     "AffineCoupling",
     "AutoregressiveMixtureCDF",
+    "InvertibleConv1x1",
     "Logit",
     "MADEMixtureConditioner",
     "MixtureCDF",
     "MixtureConditioner2D",
     "Squeeze",
+    "VariationalDequantizer",
     "alternating_mask",
     "build_autoregressive_mixture_cdf",
     "channel_mask",

@@ -151,6 +151,17 @@ class Logit(tfb.Bijector):
         return self._alpha
 
     def _p(self, y: tf.Tensor) -> tf.Tensor:
+        if self.validate_args:
+            # Outside [0, 1] the logit of p is NaN (p > 1) or of the wrong branch: say so instead.
+            y = tf.debugging.assert_all_finite(y, f"{self.name}: the input holds NaN or infinite values")
+            with tf.control_dependencies([
+                tf.debugging.assert_greater_equal(y, tf.zeros([], y.dtype), message=(
+                    f"{self.name}: inputs must lie in [0, 1] (dequantized pixels / 256), got a negative value")),
+                tf.debugging.assert_less_equal(y, tf.ones([], y.dtype), message=(
+                    f"{self.name}: inputs must lie in [0, 1] (dequantized pixels / 256), got a value above 1; "
+                    "did you divide by 256?")),
+            ]):
+                y = tf.identity(y)
         p = self._alpha + (1.0 - 2.0 * self._alpha) * y
         if self._alpha == 0.0:
             p = tf.clip_by_value(p, self._eps, 1.0 - self._eps)
