@@ -22,6 +22,7 @@ from __future__ import annotations
 import builtins
 import contextlib
 import functools
+import os
 import re
 from typing import Any, Callable, Iterator
 
@@ -128,22 +129,32 @@ def _write(line: str) -> None:
     _print(line, flush=True)
 
 
+def under_nbgrader() -> bool:
+    """True while nbgrader autogrades or validates the notebook (it sets ``NBGRADER_EXECUTION``)."""
+    return os.environ.get("NBGRADER_EXECUTION", "").strip().lower() in {"autograde", "validate"}
+
+
 def check(title: str) -> Callable[[Callable[..., None]], Callable[..., None]]:
-    """Turn a function that raises :class:`CheckFailed` into a check that prints its verdict."""
+    """Turn a function that raises :class:`CheckFailed` into a check that prints its verdict.
+
+    Under nbgrader (:func:`under_nbgrader`) a failing check also raises :class:`AssertionError`, after
+    printing, because nbgrader gives a graded cell its points unless it raises."""
 
     def decorate(fn: Callable[..., None]) -> Callable[..., None]:
         @functools.wraps(fn)
         def run(*args: Any, **kwargs: Any) -> None:
+            verdict = None
             try:
                 fn(*args, **kwargs)
             except CheckFailed as failed:
-                _write(f"{FAIL} {title}: {printable(failed, limit=600)}")
+                verdict = f"{FAIL} {title}: {printable(failed, limit=600)}"
             except Exception as err:  # noqa: BLE001 - the check's own bug: say so, never blame the student
-                _write(f"{FAIL} {title}: the check itself failed ({type(err).__name__}: "
-                       f"{printable(err, limit=200)}), so your answer could not be judged; this is a bug in "
-                       "flowlab, not in your code: tell your instructor")
-            else:
-                _write(f"{PASS} {title}")
+                verdict = (f"{FAIL} {title}: the check itself failed ({type(err).__name__}: "
+                           f"{printable(err, limit=200)}), so your answer could not be judged; this is a bug in "
+                           "flowlab, not in your code: tell your instructor")
+            _write(verdict or f"{PASS} {title}")
+            if verdict is not None and under_nbgrader():
+                raise AssertionError(verdict)  # nbgrader scores a test cell by whether it raised
             return None
 
         run.check_title = title  # type: ignore[attr-defined]
