@@ -88,6 +88,52 @@ def _cmd_make_labs(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_stamp(args: argparse.Namespace) -> int:
+    from flowlab.labs import LabSyntaxError, stamp_files
+
+    paths = [Path(p) for p in args.notebooks] or sorted(Path(args.solutions).glob("*.ipynb"))
+    missing = [str(p) for p in paths if not p.is_file()]
+    if missing or not paths:
+        print(f"flowlab stamp: no such notebook: {', '.join(missing) or args.solutions + '/*.ipynb'}", file=sys.stderr)
+        return 2
+    try:
+        changed = stamp_files(paths, check=args.check)
+    except LabSyntaxError as err:
+        print(f"flowlab stamp: {err}", file=sys.stderr)
+        return 1
+    for path in changed:
+        if args.check:
+            print(f"flowlab: {path} lacks its set-up cell or nbgrader metadata: run `flowlab stamp {path}`",
+                  file=sys.stderr)
+        else:
+            print(f"flowlab: stamped {path}")
+    return 1 if args.check and changed else 0
+
+
+def _cmd_badges(args: argparse.Namespace) -> int:
+    from flowlab.labs import colab_url
+
+    print("| lab | open |\n|---|---|")
+    for path in sorted(Path(args.labs).glob("*.ipynb")):
+        badge = "https://colab.research.google.com/assets/colab-badge.svg"
+        print(f"| {path.stem} | [![Open In Colab]({badge})]({colab_url(path.stem)}) |")
+    return 0
+
+
+def _cmd_gradescope(args: argparse.Namespace) -> int:
+    from flowlab.grading.gradescope import build_autograder
+
+    try:
+        names = build_autograder(args.lab, args.out, solutions=args.solutions, requirement=args.requirement,
+                                 visibility=args.visibility, mnist_dir=args.mnist_dir)
+    except (ValueError, FileNotFoundError, RuntimeError) as err:
+        print(f"flowlab gradescope-autograder: {err}", file=sys.stderr)
+        return 2
+    print(f"flowlab: wrote {args.out} ({', '.join(names)}); upload it as the assignment's autograder "
+          "(Configure Autograder > Zip file upload)")
+    return 0
+
+
 def _cmd_grade(args: argparse.Namespace) -> int:
     from flowlab import grading
 
@@ -123,6 +169,29 @@ def build_parser() -> argparse.ArgumentParser:
     make_labs.add_argument("--labs", default="labs")
     make_labs.add_argument("--check", action="store_true", help="exit 1 if a lab is out of date")
     make_labs.set_defaults(func=_cmd_make_labs)
+
+    stamp = sub.add_parser("stamp", help="give solutions the set-up cell (Colab) and nbgrader's cell metadata")
+    stamp.add_argument("notebooks", nargs="*", help="solution notebooks (default: every one in --solutions)")
+    stamp.add_argument("--solutions", default="solutions")
+    stamp.add_argument("--check", action="store_true", help="exit 1 if a notebook is not stamped (write nothing)")
+    stamp.set_defaults(func=_cmd_stamp)
+
+    badges = sub.add_parser("badges", help="print the README's Open-in-Colab table ([tool.flowlab] repository)")
+    badges.add_argument("--labs", default="labs")
+    badges.set_defaults(func=_cmd_badges)
+
+    gradescope = sub.add_parser("gradescope-autograder", help="build Gradescope's autograder zip for a lab")
+    gradescope.add_argument("lab", help="lab id (02_two_moons) or a unique part of it")
+    gradescope.add_argument("--out", type=Path, default=Path("autograder.zip"))
+    gradescope.add_argument("--solutions", type=Path, default=ROOT / "solutions", help="the executed solutions")
+    gradescope.add_argument("--requirement", help="what setup.sh installs as flowlab (default: a wheel of this "
+                                                  "checkout, carried in the zip)")
+    gradescope.add_argument("--visibility", default="visible",
+                            choices=["visible", "hidden", "after_due_date", "after_published"],
+                            help="when students see their score and tests (default visible)")
+    gradescope.add_argument("--mnist-dir", type=Path, help="MNIST IDX files for labs that read MNIST "
+                                                           "(default $FLOWLAB_MNIST_DIR, or the shared copy)")
+    gradescope.set_defaults(func=_cmd_gradescope)
 
     grade = sub.add_parser("grade", help="grade lab submissions against their solutions")
     try:

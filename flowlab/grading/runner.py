@@ -92,6 +92,7 @@ def _environment(fast: bool) -> dict[str, str]:
         MPLBACKEND="Agg",
         PYTHONHASHSEED="0",
         PYTHONDONTWRITEBYTECODE="1",
+        FLOWLAB_NO_INSTALL="1",  # the labs' set-up cell never installs anything under the grader
     )
     if env.get("PYTHONPATH"):  # the kernel runs in a temporary folder: relative entries would move
         env["PYTHONPATH"] = os.pathsep.join(str(Path(p).resolve()) for p in env["PYTHONPATH"].split(os.pathsep) if p)
