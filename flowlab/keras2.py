@@ -9,11 +9,14 @@ long as nothing has used ``tf.keras`` yet; if something has, it is too late and 
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 import os
 import sys
+import types
 
-__all__ = ["LegacyKerasError", "require_legacy_keras"]
+__all__ = ["Keras3LayerError", "LegacyKerasError", "find_keras3_layers", "is_keras3_layer", "reject_keras3_layers",
+           "require_legacy_keras"]
 
 _HOW_TO_FIX = (
     "flowlab needs Keras 2 (the tf-keras package): TensorFlow Probability 0.25 does not work with "
@@ -44,3 +47,77 @@ def require_legacy_keras() -> None:
     # ``import keras`` (Keras 3) beside us is harmless: TFP and flowlab only go through tf.keras.
     if not module.startswith("tf_keras"):
         raise LegacyKerasError(_HOW_TO_FIX.format(module=module))
+
+
+class Keras3LayerError(TypeError):
+    """A Keras 3 layer (``import keras``) was given where flowlab needs a ``tf.keras`` (Keras 2) layer."""
+
+
+def is_keras3_layer(obj: object) -> bool:
+    """True for a Keras 3 layer or model (its classes live in ``keras.src``), False for ``tf_keras`` ones.
+
+    >>> import flowlab, tensorflow as tf
+    >>> is_keras3_layer(tf.keras.layers.Dense(2))
+    False
+    """
+    return any(
+        cls.__name__ == "Layer" and (cls.__module__ == "keras" or cls.__module__.startswith("keras."))
+        for cls in type(obj).__mro__
+    )
+
+
+def find_keras3_layers(root: object, max_depth: int = 12) -> list[object]:
+    """The Keras 3 layers reachable from ``root``: attributes, containers, closures and bound methods.
+
+    A Keras 3 layer is not a ``tf.Module``, so ``distribution.trainable_variables`` never sees its
+    weights and a flow using it as a conditioner trains everything but it, without a word. The
+    search follows what a bijector may hold its conditioner by: an attribute, a list or dict, a
+    ``functools.partial``, a lambda's closure or a bound method.
+    """
+    found: list[object] = []
+    seen: set[int] = set()
+    stack: list[tuple[object, int]] = [(root, 0)]
+    while stack:
+        obj, depth = stack.pop()
+        if id(obj) in seen or depth > max_depth or obj is None or isinstance(obj, (str, bytes, int, float, type, types.ModuleType)):
+            continue
+        seen.add(id(obj))
+        if is_keras3_layer(obj):
+            found.append(obj)
+            continue
+        children: list[object] = []
+        if isinstance(obj, dict):
+            children += list(obj.values())
+        elif isinstance(obj, (list, tuple, set, frozenset)):
+            children += list(obj)
+        elif isinstance(obj, types.MethodType):
+            children += [obj.__self__, obj.__func__]
+        elif isinstance(obj, types.FunctionType):  # a function or lambda: what it closes over or names
+            children += [cell.cell_contents for cell in (obj.__closure__ or ()) if _filled(cell)]
+            children += [obj.__globals__[n] for n in obj.__code__.co_names if n in obj.__globals__]
+        elif isinstance(obj, functools.partial):
+            children += [obj.func, *obj.args, *obj.keywords.values()]
+        elif not (type(obj).__module__ or "").startswith(("numpy", "tensorflow.python.framework")):
+            children += list(getattr(obj, "__dict__", {}).values())
+        stack.extend((child, depth + 1) for child in children)
+    return found
+
+
+def _filled(cell: object) -> bool:
+    try:
+        cell.cell_contents  # type: ignore[attr-defined]
+    except ValueError:  # an empty cell
+        return False
+    return True
+
+
+def reject_keras3_layers(root: object, what: str = "the flow") -> None:
+    """Raise :class:`Keras3LayerError` if ``root`` holds a Keras 3 layer, with the fix."""
+    layers = find_keras3_layers(root)
+    if layers:
+        kind = type(layers[0])
+        raise Keras3LayerError(
+            f"{what} holds a Keras 3 layer ({kind.__module__}.{kind.__name__}, from `import keras`): its weights "
+            "are invisible to TensorFlow Probability and would never train. Build conditioners from "
+            "tf.keras.layers after `import flowlab` (or `import tf_keras as keras`), not from `import keras`."
+        )

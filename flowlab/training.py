@@ -1,14 +1,22 @@
 """Train any TFP distribution by maximum likelihood with Keras ``model.fit``.
 
 A density model's output is ``log_prob(x)``; its loss is the negative log-likelihood, which needs
-no labels.  Keras's ``fit`` still expects a target for every input, so we pass dummy labels and
-the loss ignores them -- the classic TFP lab sheet's trick.
+no labels.  :class:`DensityModel` trains, evaluates and saves without any (``model.fit(x)``,
+``model.evaluate(x)``); :func:`fit` wraps a distribution in one, checks the arguments and the data
+at the boundary, and stops with :class:`TrainingDiverged` when the loss turns NaN or explodes.
 
-Example::
-
-    flow = flowlab.flows.build_maf(2)
-    model, history = flowlab.training.fit(flow, x_train, epochs=20)
-    flow.log_prob(x_test)            # the flow itself was trained: the model shares its variables
+>>> import flowlab, numpy as np
+>>> from flowlab.flows import build_maf
+>>> flowlab.seed(0)
+>>> x = np.random.default_rng(0).normal(size=(256, 2)).astype(np.float32)
+>>> flow = build_maf(2, n_layers=1, hidden_units=(8,))
+>>> model, history = fit(flow, x, epochs=2, verbose=0)
+>>> model, history = fit(model, x, epochs=2, verbose=0)     # continues: same model, same Adam state
+>>> int(model.optimizer.iterations)                         # 256 / 256 = 1 step an epoch, 4 epochs
+4
+>>> nll = model.evaluate(x, verbose=0)                      # no labels: the mean NLL in nats
+>>> bool(np.isclose(nll, -np.mean(flow.log_prob(x)), rtol=1e-5))
+True
 """
 
 from __future__ import annotations
@@ -20,6 +28,10 @@ from typing import Any, Iterable
 import numpy as np
 import tensorflow as tf
 import tensorflow_probability as tfp
+
+from flowlab import saving
+from flowlab.keras2 import reject_keras3_layers
+from flowlab.validation import ArgumentError, integer
 
 __all__ = [
     "DensityModel",
@@ -33,13 +45,22 @@ __all__ = [
 
 tfd = tfp.distributions
 
+# A training loss this many times its first value (in magnitude, beyond one nat) has diverged:
+# RealNVP at learning rate 10 climbs from ~3 to 2.4e20 without ever becoming NaN.
+EXPLOSION_FACTOR = 1e3
+
 
 class TrainingDiverged(FloatingPointError):
-    """The training loss became NaN or infinite."""
+    """The training loss became NaN or infinite, or exploded by orders of magnitude."""
 
 
 def negative_log_likelihood(y_true: tf.Tensor, log_prob: tf.Tensor) -> tf.Tensor:
-    """Keras loss for density models: ``-log_prob``; the (dummy) labels are ignored."""
+    """Keras loss for density models: ``-log_prob``; the (dummy) labels are ignored.
+
+    >>> import tensorflow as tf
+    >>> negative_log_likelihood(None, tf.constant([-1.0, 2.0])).numpy()
+    array([ 1., -2.], dtype=float32)
+    """
     del y_true
     return -log_prob
 
@@ -50,42 +71,123 @@ class DensityModel(tf.keras.Model):
     Subclassing (rather than ``tf.keras.Model(x, dist.log_prob(x))``) matters: the functional form
     only tracks variables that live in Keras layers, so a bijector holding a plain ``tf.Variable``
     would silently not train.  Here every variable of the distribution is the model's.
+
+    Density models have no targets: ``fit(x)``, ``evaluate(x)`` (the mean negative log-likelihood)
+    and metrics such as :class:`flowlab.bits_per_dim.BitsPerDim` work without labels, and labels
+    that are given are ignored.  The model computes in the distribution's dtype (float64 flows
+    stay float64).
+
+    Saving: TF checkpoints (``save_weights("ckpt")``, ``tf.train.Checkpoint``), HDF5 weights
+    (``save_weights("w.h5")``, ``"w.weights.h5"``, ``ModelCheckpoint("w.h5", save_weights_only=True)``)
+    and SavedModel (``save("dir")``) all hold every weight of the flow; load weights into a flow
+    rebuilt by the same builder call.  The ``.keras`` and whole-model ``.h5`` formats rebuild a
+    model from its config, which a TFP distribution does not have: saving to them raises
+    :class:`flowlab.saving.UnsupportedFormatError` naming the formats to use (:mod:`flowlab.saving`).
     """
 
     def __init__(self, distribution: tfd.Distribution, **kwargs: Any) -> None:
+        if not isinstance(distribution, tfd.Distribution):
+            raise TypeError(f"DensityModel needs a TFP distribution, got {type(distribution).__name__}")
+        reject_keras3_layers(distribution, f"the distribution {distribution.name!r}")
+        kwargs.setdefault("dtype", distribution.dtype)
         super().__init__(**kwargs)
         self.distribution = distribution
 
     def call(self, x: tf.Tensor) -> tf.Tensor:
         return self.distribution.log_prob(x)
 
+    # Keras's loss and metric containers skip everything when there is no target (``evaluate(x)``
+    # then reports a loss of 0.0) and ``fit(x)`` refuses to start: give them a target of the
+    # batch's length, which the loss and the metrics ignore.
+    def train_step(self, data: Any) -> Any:  # noqa: D102
+        return super().train_step(_with_target(data))
+
+    def test_step(self, data: Any) -> Any:  # noqa: D102
+        return super().test_step(_with_target(data))
+
+    def save(self, filepath: Any, *args: Any, **kwargs: Any) -> None:  # noqa: D102 - see the class docstring
+        saving.check_model_format(filepath, kwargs.get("save_format"))
+        super().save(filepath, *args, **kwargs)
+
+    def save_weights(self, filepath: Any, overwrite: bool = True, save_format: str | None = None,
+                     options: Any = None) -> None:  # noqa: D102
+        if saving.is_hdf5(filepath, save_format):
+            saving.save_hdf5_weights(self.weights, filepath, overwrite=overwrite)
+        else:
+            super().save_weights(filepath, overwrite=overwrite, save_format=save_format, options=options)
+
+    def load_weights(self, filepath: Any, skip_mismatch: bool = False, by_name: bool = False,
+                     options: Any = None) -> Any:  # noqa: D102
+        if saving.is_hdf5(filepath):
+            if by_name or skip_mismatch:
+                raise ValueError("by_name and skip_mismatch do not apply to a flow's weights: they are matched in order")
+            saving.load_hdf5_weights(self.weights, filepath)
+            return None
+        return super().load_weights(filepath, skip_mismatch=skip_mismatch, by_name=by_name, options=options)
+
+
+def _with_target(data: Any) -> Any:
+    x, y, sample_weight = tf.keras.utils.unpack_x_y_sample_weight(data)
+    if y is None:
+        y = tf.zeros(tf.shape(tf.nest.flatten(x)[0])[:1])
+    return (x, y) if sample_weight is None else (x, y, sample_weight)
+
 
 def density_model(distribution: tfd.Distribution, name: str = "density_model") -> DensityModel:
-    """Wrap ``distribution`` in a :class:`DensityModel` and build it for its event shape."""
+    """Wrap ``distribution`` in a :class:`DensityModel` and build it for its event shape.
+
+    >>> import flowlab, tensorflow_probability as tfp
+    >>> model = density_model(tfp.distributions.MultivariateNormalDiag(loc=[0.0, 0.0]))
+    >>> model(np.zeros((3, 2), np.float32)).shape
+    TensorShape([3])
+    """
     event_shape = _event_shape(distribution)
     model = DensityModel(distribution, name=name)
-    model.build((None, *event_shape))
+    # build() traces the model on a placeholder of Keras's float type: make it the flow's own.
+    floatx = tf.keras.backend.floatx()
+    tf.keras.backend.set_floatx(distribution.dtype.name if distribution.dtype.is_floating else floatx)
+    try:
+        model.build((None, *event_shape))
+    finally:
+        tf.keras.backend.set_floatx(floatx)
     return model
 
 
 class StopOnNaN(tf.keras.callbacks.Callback):
-    """Stop training with :class:`TrainingDiverged` as soon as the loss is not finite.
+    """Stop training with :class:`TrainingDiverged` when the loss is not finite or explodes.
 
     Keras's own ``TerminateOnNaN`` stops quietly; a student then plots a NaN curve and wonders.
+    A loss that runs away without reaching infinity (``explosion_factor`` times the first batch's,
+    beyond one nat) is the same failure caught a few steps earlier, and gets the same message.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, explosion_factor: float = EXPLOSION_FACTOR) -> None:
         super().__init__()
+        if not explosion_factor > 1:
+            raise ValueError(f"explosion_factor must be greater than 1, got {explosion_factor!r}")
+        self.explosion_factor = float(explosion_factor)
         self._epoch = 0
+        self._first: float | None = None
+
+    def on_train_begin(self, logs: dict | None = None) -> None:
+        self._first = None
 
     def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
         self._epoch = epoch
 
     def on_train_batch_end(self, batch: int, logs: dict | None = None) -> None:
         loss = (logs or {}).get("loss")
-        if loss is not None and not math.isfinite(float(loss)):
+        if loss is None:
+            return
+        loss = float(loss)
+        if math.isfinite(loss) and self._first is None:
+            self._first = loss
+        exploded = (math.isfinite(loss) and self._first is not None
+                    and loss > self._first + self.explosion_factor * max(abs(self._first), 1.0))
+        if not math.isfinite(loss) or exploded:
+            why = f" ({self.explosion_factor:g} times its first value {self._first:.4g})" if exploded else ""
             raise TrainingDiverged(
-                f"the training loss became {float(loss)} at epoch {self._epoch + 1}, batch {batch + 1}. "
+                f"the training loss became {loss:.4g}{why} at epoch {self._epoch + 1}, batch {batch + 1}. "
                 "Lower the learning rate, check the data for NaN/inf or extreme values (standardise it), "
                 "or bound the flow's log-scales."
             )
@@ -98,10 +200,31 @@ def _event_shape(distribution: tfd.Distribution) -> tuple[int, ...]:
     return tuple(int(d) for d in shape)
 
 
-def _check_data(x: Any, event_shape: tuple[int, ...], what: str) -> np.ndarray:
-    array = np.asarray(x)
-    if array.dtype == object:
-        raise TypeError(f"{what} must be a numeric array, got objects")
+def _is_pair(x: Any) -> bool:
+    """``(x, y)`` as Keras users pass supervised data: a tuple of two arrays or tensors."""
+    return isinstance(x, tuple) and len(x) == 2 and all(
+        isinstance(part, (np.ndarray, tf.Tensor)) or hasattr(part, "__array__") for part in x)
+
+
+_NO_LABELS = (
+    "{what} is a pair (x, y), but a density model learns p(x) from x alone and takes no labels: "
+    "pass x by itself{hint}"
+)
+
+
+def _check_data(x: Any, event_shape: tuple[int, ...], what: str, dtype: tf.DType = tf.float32) -> np.ndarray:
+    if _is_pair(x):
+        raise ValueError(_NO_LABELS.format(what=what, hint=" (validation_data=x_val, not (x_val, y_val))"
+                                           if "validation" in what else ""))
+    try:
+        array = np.asarray(x)
+    except ValueError as error:  # ragged nested lists
+        raise ValueError(f"{what} must be a numeric array of shape (n, {', '.join(map(str, event_shape))}): {error}")
+    if array.dtype.kind not in "biuf":
+        kind = {"U": "strings", "S": "bytes", "O": "Python objects", "c": "complex numbers"}.get(
+            array.dtype.kind, f"dtype {array.dtype}")
+        raise TypeError(f"{what} must be real numbers, got {kind} (dtype {array.dtype}): convert it with np.asarray(x, "
+                        "dtype=np.float32) after parsing")
     if array.ndim != 1 + len(event_shape) or tuple(array.shape[1:]) != event_shape:
         raise ValueError(
             f"{what} has shape {array.shape}, but the flow's events have shape {event_shape}: "
@@ -111,17 +234,18 @@ def _check_data(x: Any, event_shape: tuple[int, ...], what: str) -> np.ndarray:
         raise ValueError(f"{what} is empty")
     if not np.all(np.isfinite(array)):
         raise ValueError(f"{what} contains NaN or infinite values")
-    return array.astype(np.float32, copy=False)
+    return array.astype(dtype.as_numpy_dtype, copy=False)
 
 
-def _with_dummy_labels(x: Any, event_shape: tuple[int, ...], what: str) -> tuple[Any, Any]:
+def _prepare(x: Any, event_shape: tuple[int, ...], what: str, dtype: tf.DType, needs_labels: bool) -> tuple[Any, Any]:
+    """``(inputs, labels)`` for ``model.fit``: dummy labels only for a model whose fit wants them."""
     if isinstance(x, tf.data.Dataset):
         spec = x.element_spec
-        if isinstance(spec, tuple):  # already (x, y): keep the user's labels
+        if isinstance(spec, tuple) or not needs_labels:  # (x, y) or (x, y, w): Keras's own unpacking
             return x, None
-        return x.map(lambda xb: (xb, tf.zeros(tf.shape(xb)[:1]))), None
-    array = _check_data(x, event_shape, what)
-    return array, np.zeros((len(array),), dtype=np.float32)
+        return x.map(lambda xb: (xb, tf.zeros(tf.shape(xb)[:1], xb.dtype))), None
+    array = _check_data(x, event_shape, what, dtype)
+    return array, (np.zeros((len(array),), dtype=array.dtype) if needs_labels else None)
 
 
 class LinearWarmup(tf.keras.optimizers.schedules.LearningRateSchedule):
@@ -134,18 +258,17 @@ class LinearWarmup(tf.keras.optimizers.schedules.LearningRateSchedule):
     short warm-up keeps those first updates small (Goyal et al. 2017; Glow, Kingma & Dhariwal 2018,
     warms up its learning rate the same way).
 
-    Example::
-
-        optimizer = tf.keras.optimizers.Adam(LinearWarmup(1e-3, warmup_steps=300), global_clipnorm=1e4)
+    >>> schedule = LinearWarmup(1e-3, warmup_steps=300)
+    >>> round(float(schedule(149)), 6), round(float(schedule(10_000)), 6)
+    (0.0005, 0.001)
+    >>> optimizer = tf.keras.optimizers.Adam(schedule, global_clipnorm=1e4)
     """
 
     def __init__(self, learning_rate: float, warmup_steps: int) -> None:
         if not learning_rate > 0:
             raise ValueError(f"learning_rate must be positive, got {learning_rate!r}")
-        if not isinstance(warmup_steps, int) or warmup_steps < 1:
-            raise ValueError(f"warmup_steps must be a positive integer, got {warmup_steps!r}")
         self.learning_rate = float(learning_rate)
-        self.warmup_steps = warmup_steps
+        self.warmup_steps = integer(warmup_steps, "warmup_steps")
 
     def __call__(self, step: tf.Tensor) -> tf.Tensor:
         fraction = (tf.cast(step, tf.float32) + 1.0) / float(self.warmup_steps)
@@ -158,10 +281,44 @@ class LinearWarmup(tf.keras.optimizers.schedules.LearningRateSchedule):
 def _model_event_shape(model: tf.keras.Model) -> tuple[int, ...] | None:
     """A functional model's input event shape; ``None`` for a subclassed one (it has no input spec
     even after it has been called)."""
+    if isinstance(model, DensityModel):
+        return _event_shape(model.distribution)
     if not getattr(model, "inputs", None):
         return None
     shape = model.inputs[0].shape[1:]
     return tuple(int(d) for d in shape) if shape.is_fully_defined() else None
+
+
+def _check_learning_rate(learning_rate: Any) -> Any:
+    if isinstance(learning_rate, tf.keras.optimizers.schedules.LearningRateSchedule):
+        return learning_rate
+    if isinstance(learning_rate, bool) or not isinstance(learning_rate, (int, float, np.floating, np.integer)) \
+            or not math.isfinite(learning_rate) or learning_rate <= 0:
+        raise ArgumentError(
+            f"learning_rate must be a positive number (or a LearningRateSchedule), got {learning_rate!r}: "
+            "a negative rate would climb the loss instead of descending it")
+    return float(learning_rate)
+
+
+def _check_strategy(strategy: tf.distribute.Strategy | None, model: tf.keras.Model) -> None:
+    """Every variable must belong to the strategy, or Keras fails deep inside ``fit``."""
+    if strategy is None:
+        if not tf.distribute.has_strategy():
+            return
+        strategy = tf.distribute.get_strategy()
+    if not isinstance(strategy, tf.distribute.Strategy):
+        raise TypeError(f"strategy must be a tf.distribute.Strategy, got {type(strategy).__name__}")
+    outside = [v for v in model.variables if not strategy.extended.variable_created_in_scope(v)]
+    if outside:
+        raise ValueError(
+            f"{len(outside)} of the flow's variables (such as {outside[0].name!r}) were created outside "
+            f"{type(strategy).__name__}.scope(): build the flow inside strategy.scope() "
+            "(`with strategy.scope(): flow = build_maf(...)`), then call fit(flow, x, strategy=strategy)"
+        )
+
+
+_OWN_ARGUMENTS = {"x", "y", "epochs", "batch_size", "validation_data", "validation_split", "callbacks", "verbose",
+                  "shuffle"}
 
 
 def fit(
@@ -170,50 +327,89 @@ def fit(
     *,
     epochs: int,
     batch_size: int = 256,
-    learning_rate: float = 1e-3,
+    learning_rate: Any = None,
     global_clipnorm: float | None = None,
     validation_data: Any = None,
+    validation_split: float = 0.0,
     callbacks: Iterable[tf.keras.callbacks.Callback] = (),
+    metrics: Iterable[Any] | None = None,
     verbose: Any = "auto",
     shuffle: bool = True,
     strategy: tf.distribute.Strategy | None = None,
+    **fit_kwargs: Any,
 ) -> tuple[tf.keras.Model, tf.keras.callbacks.History]:
     """Train ``flow`` by maximum likelihood on ``x`` with ``model.fit``; return ``(model, history)``.
 
-    ``flow`` is a TFP distribution (wrapped in a :class:`DensityModel` compiled with Adam and the
-    negative log-likelihood) or a Keras model whose output is a log-probability (compiled the
-    same way unless already compiled).  ``x`` is an array of shape ``(n, *event_shape)`` or a
-    ``tf.data.Dataset`` of batches; ``validation_data`` likewise.  ``global_clipnorm`` caps the
-    gradient's global norm, so that a rare huge gradient (lab 02 logs spikes 100-2,000x the usual
-    norm) cannot throw the flow off.  Under a ``tf.distribute`` strategy, build the flow inside
-    ``strategy.scope()`` and pass ``strategy`` (or call ``fit`` inside the scope).  Training stops
-    with :class:`TrainingDiverged` if the loss turns NaN.
+    Args:
+        flow: a TFP distribution (wrapped in a new :class:`DensityModel` compiled with Adam and the
+            negative log-likelihood), or a Keras model whose output is a log-probability -- such as
+            the model a previous ``fit`` returned: it continues training with its own optimizer
+            and Adam moments (``learning_rate`` then re-sets the rate, keeping the moments).
+        x: the data, an array-like of shape ``(n, *event_shape)`` (NumPy, nested lists, tensors)
+            or a ``tf.data.Dataset`` of batches.  Labels are not needed; a pair ``(x, y)`` is refused.
+        epochs, batch_size: positive integers (``batch_size`` is ignored for a dataset).
+        learning_rate: Adam's rate, positive (default 1e-3), or a ``LearningRateSchedule``.
+        global_clipnorm: caps the gradient's global norm, so that a rare huge gradient (lab 02 logs
+            spikes 100-2,000x the usual norm) cannot throw the flow off.
+        validation_data: validation points, as ``x``; ``validation_split``: or the last fraction of ``x``.
+        callbacks, metrics (e.g. ``[BitsPerDim(784)]``), verbose, shuffle, and any other
+            ``model.fit`` argument (``initial_epoch``, ``steps_per_epoch``, ...): passed on.
+        strategy: a ``tf.distribute`` strategy (``MirroredStrategy``, ``MultiWorkerMirroredStrategy``)
+            whose ``scope()`` the flow was built in; ``batch_size`` is then the global batch.
+
+    Raises:
+        flowlab.validation.ArgumentError: a bad count, rate or split.
+        ValueError / TypeError: data of the wrong shape, type or with NaN; a flow built outside
+            the strategy's scope; a Keras 3 layer in the flow (:mod:`flowlab.keras2`).
+        TrainingDiverged: the loss became NaN or infinite, or exploded (:class:`StopOnNaN`).
+
+    Reference: Papamakarios et al., "Normalizing Flows for Probabilistic Modeling and Inference",
+    JMLR 2021, section 2.3.1 (fitting a flow by maximum likelihood).
     """
-    if epochs < 1:
-        raise ValueError(f"epochs must be at least 1, got {epochs}")
-    if batch_size < 1:
-        raise ValueError(f"batch_size must be at least 1, got {batch_size}")
+    epochs = integer(epochs, "epochs")
+    batch_size = integer(batch_size, "batch_size")
+    if learning_rate is not None:
+        learning_rate = _check_learning_rate(learning_rate)
+    if global_clipnorm is not None and (isinstance(global_clipnorm, bool) or not global_clipnorm > 0):
+        raise ArgumentError(f"global_clipnorm must be a positive number, got {global_clipnorm!r}")
+    if isinstance(validation_split, bool) or not isinstance(validation_split, (int, float)) \
+            or not 0 <= validation_split < 1:
+        raise ArgumentError(f"validation_split must be a fraction in [0, 1), got {validation_split!r}")
+    if validation_split and (isinstance(x, tf.data.Dataset) or validation_data is not None):
+        raise ValueError("validation_split splits an array; with a tf.data.Dataset, or to use given "
+                         "validation points, pass validation_data instead")
+    if "y" in fit_kwargs:
+        raise ValueError(_NO_LABELS.format(what="y was given", hint=""))
+    clash = _OWN_ARGUMENTS & set(fit_kwargs)
+    if clash:
+        raise TypeError(f"fit got {sorted(clash)} twice")
+    callbacks = list(callbacks)
+    for callback in callbacks:
+        if not isinstance(callback, tf.keras.callbacks.Callback):
+            raise TypeError(f"callbacks must be tf.keras callbacks, got {type(callback).__module__}."
+                            f"{type(callback).__name__} (Keras 3 callbacks come from `import keras`; use tf.keras)")
+
     scope = strategy.scope() if strategy is not None else nullcontext()
     with scope:
         if isinstance(flow, tf.keras.Model):
             model = flow
-            event_shape = _model_event_shape(model)
+            reject_keras3_layers(model, "the model")
         elif isinstance(flow, tfd.Distribution):
             model = density_model(flow)
-            event_shape = _event_shape(flow)
         else:
             raise TypeError(f"fit needs a TFP distribution or a Keras model, got {type(flow).__name__}")
+        _check_strategy(strategy, model)
+        event_shape = _model_event_shape(model)
         if event_shape is None:
             event_shape = tuple(np.asarray(x).shape[1:]) if not isinstance(x, tf.data.Dataset) else ()
-        if not getattr(model, "_is_compiled", False):
-            model.compile(
-                optimizer=tf.keras.optimizers.Adam(learning_rate, global_clipnorm=global_clipnorm),
-                loss=negative_log_likelihood,
-            )
-    inputs, labels = _with_dummy_labels(x, event_shape, "the training data")
+        _compile(model, learning_rate, global_clipnorm, metrics)
+
+    dtype = model.distribution.dtype if isinstance(model, DensityModel) else tf.float32
+    needs_labels = not isinstance(model, DensityModel)
+    inputs, labels = _prepare(x, event_shape, "the training data", dtype, needs_labels)
     if validation_data is not None:
-        val_x, val_y = _with_dummy_labels(validation_data, event_shape, "the validation data")
-        validation_data = val_x if val_y is None else (val_x, val_y)
+        val_x, val_y = _prepare(validation_data, event_shape, "the validation data", dtype, needs_labels)
+        validation_data = val_x if val_y is None and isinstance(val_x, tf.data.Dataset) else (val_x, val_y)
     is_dataset = isinstance(inputs, tf.data.Dataset)
     history = model.fit(
         inputs,
@@ -221,8 +417,36 @@ def fit(
         epochs=epochs,
         batch_size=None if is_dataset else batch_size,
         validation_data=validation_data,
+        validation_split=validation_split,
         callbacks=[StopOnNaN(), *callbacks],
         verbose=verbose,
         shuffle=shuffle if not is_dataset else False,
+        **fit_kwargs,
     )
     return model, history
+
+
+def _compile(model: tf.keras.Model, learning_rate: Any, global_clipnorm: float | None, metrics: Any) -> None:
+    """Compile a new model; keep a compiled one's optimizer (and its Adam moments)."""
+    if not getattr(model, "_is_compiled", False):
+        model.compile(
+            optimizer=tf.keras.optimizers.Adam(1e-3 if learning_rate is None else learning_rate,
+                                               global_clipnorm=global_clipnorm),
+            loss=negative_log_likelihood,
+            metrics=list(metrics) if metrics is not None else None,
+        )
+        return
+    optimizer = model.optimizer
+    if global_clipnorm is not None and getattr(optimizer, "global_clipnorm", None) != global_clipnorm:
+        raise ValueError(
+            "this model is already compiled, and its optimizer's global_clipnorm is "
+            f"{getattr(optimizer, 'global_clipnorm', None)!r}: compile it yourself with the clipping you want")
+    if learning_rate is not None:
+        current = optimizer.learning_rate
+        if isinstance(learning_rate, tf.keras.optimizers.schedules.LearningRateSchedule) or not isinstance(
+                current, tf.Variable):
+            raise ValueError("this model is already compiled with a learning-rate schedule: compile it yourself "
+                             "to change the schedule, or pass no learning_rate to keep it")
+        current.assign(learning_rate)
+    if metrics is not None:
+        model.compile(optimizer=optimizer, loss=model.loss, metrics=list(metrics))

@@ -170,3 +170,187 @@ def test_fit_trains_a_subclassed_model_even_after_it_was_called():
     trained, history = fit(model, x, epochs=2, batch_size=64, verbose=0)
     assert trained is model and len(history.history["loss"]) == 2
     assert any(not np.allclose(b, v.numpy()) for b, v in zip(before, flow.trainable_variables))
+
+
+# --- continued training, labels, metrics and Keras arguments (issue 15, item 2) ---------------------------
+
+def _tiny_maf():
+    return build_maf(2, n_layers=1, hidden_units=(8,))
+
+
+def _gaussian_data(n=256, seed=0, scale=1.0):
+    return np.random.default_rng(seed).normal(scale=scale, size=(n, 2)).astype(np.float32)
+
+
+def test_fit_continues_training_a_model_with_its_optimizer_state():
+    x = _gaussian_data()
+    model, first = fit(_tiny_maf(), x, epochs=2, batch_size=64, verbose=0)
+    optimizer = model.optimizer
+    moments = [v.numpy().copy() for v in optimizer.variables if "/m/" in v.name or v.name.endswith("_m:0")]
+    assert int(optimizer.iterations) == 8
+    again, second = fit(model, x, epochs=2, batch_size=64, verbose=0)
+    assert again is model and model.optimizer is optimizer  # the same Adam, moments and step count
+    assert int(optimizer.iterations) == 16
+    assert moments or len(optimizer.variables) > 1
+    assert second.history["loss"][-1] < first.history["loss"][0]
+
+
+def test_a_learning_rate_given_to_a_compiled_model_resets_the_rate_and_keeps_the_moments():
+    x = _gaussian_data()
+    model, _ = fit(_tiny_maf(), x, epochs=1, batch_size=64, learning_rate=1e-2, verbose=0)
+    optimizer = model.optimizer
+    fit(model, x, epochs=1, batch_size=64, learning_rate=1e-4, verbose=0)
+    assert model.optimizer is optimizer and int(optimizer.iterations) == 8
+    assert float(optimizer.learning_rate) == pytest.approx(1e-4)
+
+
+def test_evaluate_needs_no_labels_and_returns_the_negative_log_likelihood():
+    flow = _tiny_maf()
+    x = _gaussian_data(300)
+    model, _ = fit(flow, x, epochs=1, verbose=0)
+    nll = model.evaluate(x, batch_size=100, verbose=0)
+    assert nll == pytest.approx(_nll(flow, x), rel=1e-5)
+    assert nll > 1.0  # two standard-normal coordinates: about 2.8 nats, never the old 0.0
+
+
+def test_a_density_model_fits_without_labels_through_plain_keras():
+    flow = _tiny_maf()
+    model = density_model(flow)
+    model.compile(optimizer=tf.keras.optimizers.Adam(1e-2), loss=negative_log_likelihood)
+    history = model.fit(_gaussian_data(), epochs=2, batch_size=64, verbose=0)
+    assert len(history.history["loss"]) == 2 and np.isfinite(history.history["loss"]).all()
+
+
+def test_metrics_callbacks_and_other_fit_arguments_are_passed_on():
+    from flowlab.bits_per_dim import BitsPerDim
+
+    x = _gaussian_data()
+    seen = []
+    callback = tf.keras.callbacks.LambdaCallback(on_epoch_end=lambda epoch, logs: seen.append(epoch))
+    model, history = fit(_tiny_maf(), x, epochs=3, initial_epoch=1, batch_size=64, verbose=0,
+                         metrics=[BitsPerDim(2, num_levels=1)], callbacks=[callback], validation_split=0.25)
+    assert seen == [1, 2]  # initial_epoch reached model.fit
+    bits = np.asarray(history.history["bits_per_dim"])
+    np.testing.assert_allclose(bits, np.asarray(history.history["loss"]) / (2 * np.log(2)), rtol=1e-5)
+    assert "val_bits_per_dim" in history.history
+    # validation_split held out the last quarter: the validation loss is the NLL of exactly those points
+    np.testing.assert_allclose(history.history["val_loss"][-1], _nll(model.distribution, x[192:]), rtol=1e-4)
+
+
+@pytest.mark.parametrize("kind", ["list", "tensor", "float64 array", "dataset"])
+def test_fit_accepts_arrays_lists_tensors_and_datasets(kind):
+    x = _gaussian_data(128)
+    data = {"list": x.tolist(), "tensor": tf.constant(x), "float64 array": x.astype(np.float64),
+            "dataset": tf.data.Dataset.from_tensor_slices(x).batch(32)}[kind]
+    flow = _tiny_maf()
+    before = _nll(flow, x)
+    fit(flow, data, epochs=2, batch_size=32, learning_rate=1e-2, verbose=0)
+    assert _nll(flow, x) < before
+
+
+def test_a_float64_distribution_trains_in_float64():
+    loc = tf.Variable([0.0, 0.0], dtype=tf.float64)
+    flow = tfd.TransformedDistribution(tfd.MultivariateNormalDiag(loc=tf.zeros(2, tf.float64)), tfb.Shift(loc))
+    x = _gaussian_data(512) + np.float32(2.0)
+    model, history = fit(flow, x, epochs=30, batch_size=128, learning_rate=0.1, verbose=0)
+    assert model.dtype == "float64" and model(x[:3]).dtype == tf.float64
+    np.testing.assert_allclose(loc.numpy(), x.mean(axis=0), atol=0.1)
+
+
+# --- validation at the boundary (issue 15, item 4) ---------------------------------------------------------
+
+@pytest.mark.parametrize(
+    "kwargs, error, message",
+    [
+        ({"epochs": 2.5}, TypeError, r"epochs must be a positive integer, got 2\.5 \(float\)"),
+        ({"epochs": 0}, ValueError, r"epochs must be a positive integer, got 0"),
+        ({"epochs": 1, "batch_size": 0}, ValueError, r"batch_size must be a positive integer"),
+        ({"epochs": 1, "batch_size": 32.0}, TypeError, r"batch_size must be a positive integer, got 32\.0"),
+        ({"epochs": 1, "batch_size": True}, TypeError, r"batch_size .* True \(bool\)"),
+        ({"epochs": 1, "learning_rate": -1e-3}, ValueError, r"learning_rate must be a positive number.*negative"),
+        ({"epochs": 1, "learning_rate": 0.0}, ValueError, r"learning_rate must be a positive number"),
+        ({"epochs": 1, "learning_rate": float("nan")}, ValueError, r"learning_rate must be a positive number"),
+        ({"epochs": 1, "validation_split": 1.5}, ValueError, r"validation_split must be a fraction"),
+        ({"epochs": 1, "global_clipnorm": -1.0}, ValueError, r"global_clipnorm must be a positive number"),
+        ({"epochs": 1, "y": np.zeros(8)}, ValueError, r"takes no labels"),
+    ],
+)
+def test_bad_arguments_are_clear_errors_before_training(kwargs, error, message):
+    with pytest.raises(error, match=message):
+        fit(_tiny_maf(), _gaussian_data(8), verbose=0, **kwargs)
+
+
+def test_string_data_is_a_clear_type_error():
+    with pytest.raises(TypeError, match=r"the training data must be real numbers, got strings"):
+        fit(_tiny_maf(), [["0.1", "x"], ["1", "2"]], epochs=1, verbose=0)
+
+
+def test_a_pair_x_y_is_refused_with_the_reason():
+    x = _gaussian_data(16)
+    with pytest.raises(ValueError, match=r"the training data is a pair \(x, y\).*learns p\(x\) from x alone"):
+        fit(_tiny_maf(), (x, np.zeros(16)), epochs=1, verbose=0)
+    with pytest.raises(ValueError, match=r"validation_data=x_val, not \(x_val, y_val\)"):
+        fit(_tiny_maf(), x, epochs=1, validation_data=(x, np.zeros(16)), verbose=0)
+
+
+def test_validation_split_with_a_dataset_says_to_use_validation_data():
+    dataset = tf.data.Dataset.from_tensor_slices(_gaussian_data(16)).batch(8)
+    with pytest.raises(ValueError, match="pass validation_data instead"):
+        fit(_tiny_maf(), dataset, epochs=1, validation_split=0.2, verbose=0)
+
+
+def _keras3():
+    os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+    return pytest.importorskip("keras")
+
+
+def test_a_keras3_layer_as_conditioner_is_rejected_with_the_fix():
+    keras = _keras3()
+    network = keras.layers.Dense(2)  # Keras 3: invisible to flow.trainable_variables, would never train
+
+    def shift_and_log_scale(x):
+        params = network(x)
+        return params, tf.zeros_like(params)
+
+    maf = tfb.MaskedAutoregressiveFlow(shift_and_log_scale_fn=shift_and_log_scale)
+    flow = tfd.TransformedDistribution(tfd.MultivariateNormalDiag(loc=[0.0, 0.0]), maf)
+    with pytest.raises(TypeError, match=r"Keras 3 layer \(keras\.src.*Dense.*tf\.keras\.layers after `import flowlab`"):
+        fit(flow, _gaussian_data(16), epochs=1, verbose=0)
+    coupling = tfb.RealNVP(num_masked=1, shift_and_log_scale_fn=lambda x, n: (network(x)[..., :n], 0.0 * x))
+    with pytest.raises(TypeError, match="Keras 3 layer"):
+        density_model(tfd.TransformedDistribution(tfd.MultivariateNormalDiag(loc=[0.0, 0.0]), coupling))
+
+
+def test_a_tf_keras_conditioner_is_not_mistaken_for_keras3():
+    from flowlab.keras2 import find_keras3_layers
+
+    assert find_keras3_layers(_tiny_maf()) == []
+
+
+def test_a_loss_that_explodes_without_reaching_nan_stops_with_the_same_message():
+    # Adam's first step moves the log-scale by the learning rate: at 10 the scale drops to e^-10 and the
+    # NLL of the next batch is ~1e7, finite -- the case the NaN check alone let run (RealNVP at lr 10: 2.4e20).
+    log_scale = tf.Variable([0.0, 0.0])
+    flow = tfd.TransformedDistribution(tfd.MultivariateNormalDiag(loc=[0.0, 0.0]), tfb.Scale(log_scale=log_scale))
+    x = _gaussian_data(256, scale=0.5)
+    with pytest.raises(TrainingDiverged, match=r"loss became .*times its first value.* at epoch 1, batch 2.*learning rate"):
+        fit(flow, x, epochs=3, batch_size=64, learning_rate=10.0, verbose=0)
+
+
+def test_a_normal_run_never_trips_the_explosion_guard():
+    log_scale = tf.Variable([0.0, 0.0])
+    flow = tfd.TransformedDistribution(tfd.MultivariateNormalDiag(loc=[0.0, 0.0]), tfb.Scale(log_scale=log_scale))
+    _, history = fit(flow, _gaussian_data(256, scale=0.5), epochs=3, batch_size=64, learning_rate=0.1, verbose=0)
+    assert history.history["loss"][-1] < history.history["loss"][0]
+
+
+def test_a_flow_built_outside_the_strategy_scope_is_a_clear_error():
+    strategy = tf.distribute.MirroredStrategy(["/cpu:0"])
+    flow = _tiny_maf()  # built outside strategy.scope()
+    with pytest.raises(ValueError, match=r"created outside MirroredStrategy\.scope\(\): build the flow inside "
+                                         r"strategy\.scope\(\)"):
+        fit(flow, _gaussian_data(16), epochs=1, verbose=0, strategy=strategy)
+    with strategy.scope():
+        inside = _tiny_maf()
+    model, history = fit(inside, _gaussian_data(64), epochs=1, batch_size=32, verbose=0, strategy=strategy)
+    assert np.isfinite(history.history["loss"][0])

@@ -1,0 +1,154 @@
+"""Saving a flow's weights so that they come back bit for bit, in every format Keras writes.
+
+A flow's weights live in TFP bijectors (``tf.Module``) and the Keras layers they hold, not in the
+model's ``layers``. TF checkpoints, ``tf.train.Checkpoint`` and SavedModel follow the object graph
+and see them all; Keras's HDF5 writers walk ``model.layers`` only and, for a flow, would write a
+file with no weights in it that loads "successfully" into a new random flow. So
+:class:`flowlab.training.DensityModel` routes ``save_weights("w.h5")`` (also ``.hdf5``,
+``.weights.h5`` and ``ModelCheckpoint("w.h5", save_weights_only=True)``) here: every variable of
+the model, in its deterministic order, one HDF5 dataset each. Loading checks the count and the
+shapes, so a file from a different architecture is an error, not a silent partial load.
+
+The ``.keras`` and whole-model ``.h5`` formats rebuild a model from its config; a TFP distribution
+has none, so saving to them raises :class:`UnsupportedFormatError` at save time and names the
+formats to use.
+
+==============================================  =========================================
+format                                          a flowlab flow
+==============================================  =========================================
+``model.save_weights("ckpt")`` (TF checkpoint)  weights and optimizer state
+``tf.train.Checkpoint(model=model)``            weights (and whatever else it is given)
+``model.save_weights("w.h5" / "w.weights.h5")`` weights (this module)
+``model.save("dir")`` (SavedModel)              a ``log_prob`` that runs without flowlab
+``model.save("m.keras" / "m.h5")``              :class:`UnsupportedFormatError` at save time
+==============================================  =========================================
+
+>>> import os, tempfile, flowlab, numpy as np
+>>> from flowlab.flows import build_maf
+>>> from flowlab.training import density_model
+>>> flowlab.seed(0)
+>>> model = density_model(build_maf(2, n_layers=1, hidden_units=(4,)))
+>>> path = os.path.join(tempfile.mkdtemp(), "flow.weights.h5")
+>>> model.save_weights(path)
+>>> copy = density_model(build_maf(2, n_layers=1, hidden_units=(4,)))     # the same builder call
+>>> copy.load_weights(path)
+>>> x = np.array([[0.3, -1.2]], np.float32)
+>>> bool(np.array_equal(copy(x), model(x)))
+True
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+__all__ = ["UnsupportedFormatError", "check_model_format", "is_hdf5", "load_hdf5_weights", "save_hdf5_weights"]
+
+FORMAT = "flowlab-flow-weights"
+VERSION = 1
+_HDF5_SUFFIXES = (".h5", ".hdf5", ".keras5")
+
+_USE_INSTEAD = (
+    "Save the weights instead -- model.save_weights('flow.weights.h5') (HDF5) or model.save_weights('flow_ckpt') "
+    "(TF checkpoint, with the optimizer state) -- and load them into a flow rebuilt by the same builder call "
+    "(density_model(build_maf(...)).load_weights(...)); or model.save('flow_savedmodel') for a SavedModel whose "
+    "log_prob runs without flowlab."
+)
+
+
+class UnsupportedFormatError(ValueError):
+    """A format that cannot hold a flow: raised when saving, never a silent save of no weights."""
+
+
+def is_hdf5(filepath: Any, save_format: str | None = None) -> bool:
+    """True when Keras would write ``filepath`` as HDF5 (by ``save_format`` or the file's suffix).
+
+    >>> is_hdf5("w.weights.h5"), is_hdf5("ckpt/weights"), is_hdf5("w", save_format="h5")
+    (True, False, True)
+    """
+    if save_format is not None:
+        return str(save_format).lower() in {"h5", "hdf5", "keras"}
+    return str(os.fspath(filepath)).lower().endswith(_HDF5_SUFFIXES)
+
+
+def check_model_format(filepath: Any, save_format: str | None = None) -> None:
+    """Raise :class:`UnsupportedFormatError` for a whole-model format that cannot hold a flow.
+
+    >>> check_model_format("flow_savedmodel")            # SavedModel: fine
+    >>> check_model_format("flow.keras")
+    Traceback (most recent call last):
+    ...
+    flowlab.saving.UnsupportedFormatError: a flow cannot be saved as a whole model in the .keras format: ...
+    """
+    path = str(os.fspath(filepath)).lower()
+    if save_format is not None and str(save_format).lower() in {"keras", "h5", "hdf5"}:
+        kind = ".keras" if str(save_format).lower() == "keras" else "HDF5 (.h5)"
+    elif path.endswith(".keras"):
+        kind = ".keras"
+    elif path.endswith(_HDF5_SUFFIXES):
+        kind = "HDF5 (.h5)"
+    else:
+        return
+    raise UnsupportedFormatError(
+        f"a flow cannot be saved as a whole model in the {kind} format: that format rebuilds the model "
+        f"from its config, and a TensorFlow Probability distribution has none. {_USE_INSTEAD}"
+    )
+
+
+def save_hdf5_weights(variables: Sequence[Any], filepath: Any, overwrite: bool = True) -> None:
+    """Write ``variables`` (a model's ``weights``, in order) to an HDF5 file, one dataset each."""
+    import h5py
+
+    path = Path(os.fspath(filepath))
+    if path.exists() and not overwrite:
+        raise FileExistsError(f"{path} exists and overwrite=False")
+    if not variables:
+        raise ValueError("the model has no weights to save: build the flow (call it once) first")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with h5py.File(path, "w") as file:
+        file.attrs["format"] = FORMAT
+        file.attrs["version"] = VERSION
+        group = file.create_group("variables")
+        for index, variable in enumerate(variables):
+            dataset = group.create_dataset(f"{index:05d}", data=np.asarray(variable.numpy()))
+            dataset.attrs["name"] = variable.name
+
+
+def load_hdf5_weights(variables: Sequence[Any], filepath: Any) -> None:
+    """Assign the weights of :func:`save_hdf5_weights`'s file to ``variables``, checking count and shapes.
+
+    Nothing is assigned unless every weight fits.
+    """
+    import h5py
+
+    path = Path(os.fspath(filepath))
+    if not path.exists():
+        raise FileNotFoundError(f"no weights file at {path}")
+    with h5py.File(path, "r") as file:
+        if file.attrs.get("format") != FORMAT:
+            written_by = "Keras's own HDF5 writer" if "layer_names" in file.attrs or "keras_version" in file.attrs \
+                else "something other than flowlab"
+            raise ValueError(
+                f"{path} was written by {written_by}, which does not see a flow's weights (they live in TFP "
+                "bijectors, not in model.layers), so it holds none of them. Save again with "
+                "flowlab's DensityModel.save_weights (fit and density_model return one), or a TF checkpoint."
+            )
+        group = file["variables"]
+        values = [group[key][()] for key in sorted(group)]
+        names = [group[key].attrs.get("name", "") for key in sorted(group)]
+    if len(values) != len(variables):
+        raise ValueError(
+            f"{path} holds {len(values)} weights but this flow has {len(variables)}: load into a flow built "
+            "by the same builder with the same arguments (layers, hidden units, bins) as the saved one"
+        )
+    for index, (value, variable, name) in enumerate(zip(values, variables, names)):
+        if tuple(value.shape) != tuple(variable.shape):
+            raise ValueError(
+                f"weight {index} ({name}) in {path} has shape {tuple(value.shape)}, but this flow's "
+                f"({variable.name}) has {tuple(variable.shape)}: rebuild the flow with the saved arguments"
+            )
+    for value, variable in zip(values, variables):
+        variable.assign(value.astype(variable.dtype.as_numpy_dtype, copy=False))
