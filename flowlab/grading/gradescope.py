@@ -18,6 +18,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import re
 import shutil
 import stat
 import subprocess
@@ -34,6 +35,7 @@ __all__ = ["VISIBILITIES", "results_json", "write_results", "no_submission", "bu
 
 VISIBILITIES = ("visible", "hidden", "after_due_date", "after_published")
 ROOT = Path(__file__).resolve().parents[2]
+UNNEEDED = {"jupyter", "nbgrader"}  # in requirements.txt, not needed to grade on Gradescope
 
 
 def _test(check, flagged: bool, visibility: str) -> dict:
@@ -130,7 +132,11 @@ FLOWLAB_FAST=1 /autograder/venv/bin/python -c "import flowlab, tensorflow_probab
 def _requirements() -> str:
     """The pinned stack: this checkout's requirements.txt, else the versions installed here."""
     if (ROOT / "requirements.txt").is_file():
-        return (ROOT / "requirements.txt").read_text(encoding="utf-8")
+        lines = (ROOT / "requirements.txt").read_text(encoding="utf-8").splitlines()
+        # What only a person at a desk needs (Jupyter's front ends, nbgrader) stays out of the image.
+        kept = [line for line in lines if re.split(r"[<>=!~\[ ;]", line.strip(), maxsplit=1)[0].lower()
+                not in UNNEEDED]
+        return "\n".join(kept) + "\n"
     from importlib import metadata
 
     lines = ["# The stack flowlab was installed with when this autograder was built."]
