@@ -25,7 +25,6 @@ sys.path.insert(0, str(FIXTURES))
 import students  # noqa: E402
 from students import LAB, POINTS, WRONG  # noqa: E402
 
-from flowlab import cli  # noqa: E402
 from flowlab.grading.gradescope import build_autograder, results_json  # noqa: E402
 from flowlab.grading.scoring import CheckResult, SubmissionResult  # noqa: E402
 
@@ -65,7 +64,8 @@ def _valid(data: dict) -> dict:
 @pytest.fixture(scope="module", autouse=True)
 def _tiny_lab_kernels():
     with students.watching(students.KERNEL_PATH), pytest.MonkeyPatch.context() as mp:
-        mp.setenv("PYTHONPATH", os.pathsep.join(filter(None, [str(students.KERNEL_PATH), os.environ.get("PYTHONPATH")])))
+        mp.setenv("PYTHONPATH", os.pathsep.join(filter(None, [str(students.KERNEL_PATH),
+                                                              os.environ.get("PYTHONPATH")])))
         yield
 
 

@@ -160,3 +160,24 @@ def test_the_set_up_cell_does_nothing_where_flowlab_is_installed(tmp_path):
     grader = subprocess.run([sys.executable, "-I", "-S", str(tmp_path / "absent.py")], capture_output=True,
                             text=True, timeout=60, env=clean_env(FLOWLAB_NO_INSTALL="1"))
     assert (grader.returncode, grader.stdout, grader.stderr) == (0, "", "")
+
+
+def test_the_grader_runs_the_solutions_set_up_cell_never_a_students_edit():
+    """The set-up cell is a locked cell: an edited copy (one that would install something) never runs."""
+    sys.path.insert(0, str(ROOT / "tests" / "fixtures" / "grading"))
+    import students
+
+    from flowlab.grading.assemble import assemble
+    from flowlab.grading.roles import Role
+    from flowlab.grading.runner import _environment
+    from flowlab.labs import CourseConfig, make_lab, stamp
+
+    solution = stamp(students.solution(), CourseConfig())
+    lab = make_lab(solution)
+    students.cell(lab, SETUP_ID).source = "import subprocess\nsubprocess.run(['pip', 'install', 'evil'])"
+    assembly = assemble(solution, lab)
+    ran = next(c for c, p in zip(assembly.notebook.cells, assembly.plan) if p.label == SETUP_ID)
+    assert ran.source == students.cell(solution, SETUP_ID).source and "evil" not in nbformat.writes(assembly.notebook)
+    assert [p.role for p in assembly.plan if p.label == SETUP_ID] == [Role.LOCKED]
+    assert any(SETUP_ID in change and "was changed" in change for change in assembly.locked_changes)
+    assert _environment(fast=True)["FLOWLAB_NO_INSTALL"] == "1"

@@ -31,7 +31,8 @@ from flowlab.checks.core import FAIL, PASS
 from flowlab.grading.report import FLAGGED, _plain, feedback_text, write_atomic
 from flowlab.grading.scoring import SubmissionResult
 
-__all__ = ["VISIBILITIES", "results_json", "write_results", "no_submission", "build_autograder", "build_wheel", "RUN_AUTOGRADER"]
+__all__ = ["VISIBILITIES", "results_json", "write_results", "no_submission", "build_autograder", "build_wheel",
+           "RUN_AUTOGRADER"]
 
 VISIBILITIES = ("visible", "hidden", "after_due_date", "after_published")
 ROOT = Path(__file__).resolve().parents[2]
@@ -124,8 +125,8 @@ python3 -m venv /autograder/venv
 /autograder/venv/bin/python -m pip install --quiet --upgrade pip
 /autograder/venv/bin/python -m pip install --quiet -r requirements.txt
 /autograder/venv/bin/python -m pip install --quiet --no-deps {flowlab}
-# The grader starts no download: check that the kernel can import what the lab needs.
-FLOWLAB_FAST=1 /autograder/venv/bin/python -c "import flowlab, tensorflow_probability; print('flowlab', flowlab.__version__)"
+# Grading downloads nothing: check now that the kernel will import what the lab needs.
+/autograder/venv/bin/python -c "import flowlab, tensorflow_probability; print('flowlab', flowlab.__version__)"
 """
 
 
@@ -224,8 +225,8 @@ def build_autograder(lab: str, out: Path, *, solutions: Path, requirement: str |
         candidates = [mnist_dir, os.environ.get(ENV_VAR) or None, shared_mnist_dir()]
         folder = next((Path(c) for c in candidates if c and all((Path(c) / f).is_file() for f in FILES["test"])), None)
         if folder is None:
-            raise FileNotFoundError(f"lab {lab} reads MNIST: give the folder of its IDX files ({', '.join(FILES['test'])}) "
-                                    f"with --mnist-dir or {ENV_VAR}")
+            raise FileNotFoundError(f"lab {lab} reads MNIST: give the folder of its IDX files "
+                                    f"({', '.join(FILES['test'])}) with --mnist-dir or {ENV_VAR}")
         for name in FILES["test"]:
             files[f"data/mnist/{name}"] = ((folder / name).read_bytes(), False)
     buffer = io.BytesIO()
