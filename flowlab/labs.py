@@ -190,7 +190,7 @@ def colab_url(lab: str, config: CourseConfig | None = None, folder: str = "labs"
 
 
 # What a lab's code reads -> the data the set-up cell fetches where flowlab had to be installed.
-DATA_MODULES = {"mnist": "flowlab.datasets.mnist"}
+DATA_PATTERNS = {"mnist": re.compile(r"flowlab\.datasets\.mnist|\bload_mnist\w*\(|from flowlab\.datasets import .*\bmnist\b")}
 FETCH = {"mnist": ["from flowlab.datasets.mnist import load_mnist_split",
                    "load_mnist_split(0, 0)  # downloads MNIST once (Keras caches it in ~/.keras/datasets)"]}
 
@@ -198,7 +198,7 @@ FETCH = {"mnist": ["from flowlab.datasets.mnist import load_mnist_split",
 def lab_data(notebook: Any) -> list[str]:
     """The downloadable data sets a lab reads (``["mnist"]`` or ``[]``), from its code."""
     code = "\n".join(c.source for c in notebook.cells if c.cell_type == "code" and c.get("id") != SETUP_ID)
-    return [name for name, module in DATA_MODULES.items() if module in code]
+    return [name for name, pattern in DATA_PATTERNS.items() if pattern.search(code)]
 
 
 def setup_source(config: CourseConfig, data: list[str] = ()) -> str:
