@@ -92,9 +92,3 @@ def test_autograde_scores_the_checks_with_their_points(course):
     assert any(o.get("output_type") == "error" and o.get("ename") == "AssertionError" for o in failed.outputs)
     assert "✘ mean of the data: mean should be the average of data" in "".join(
         o.get("text", "") for o in failed.outputs)
-
-
-def test_every_solution_carries_nbgrader_metadata_and_the_set_up_cell(root):
-    from flowlab.cli import main
-
-    assert main(["stamp", "--check", "--solutions", str(root / "solutions")]) == 0

@@ -181,3 +181,10 @@ def test_the_grader_runs_the_solutions_set_up_cell_never_a_students_edit():
     assert [p.role for p in assembly.plan if p.label == SETUP_ID] == [Role.LOCKED]
     assert any(SETUP_ID in change and "was changed" in change for change in assembly.locked_changes)
     assert _environment(fast=True)["FLOWLAB_NO_INSTALL"] == "1"
+
+
+def test_every_solution_is_stamped(root):
+    """Each solution has its set-up cell and nbgrader's metadata as `flowlab stamp` writes them today."""
+    from flowlab.cli import main
+
+    assert main(["stamp", "--check", "--solutions", str(root / "solutions")]) == 0
