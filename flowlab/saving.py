@@ -45,7 +45,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-__all__ = ["UnsupportedFormatError", "check_model_format", "is_hdf5", "load_hdf5_weights", "save_hdf5_weights"]
+__all__ = ["UnsupportedFormatError", "check_model_format", "is_hdf5", "is_hdf5_file", "load_hdf5_weights", "save_hdf5_weights"]
 
 FORMAT = "flowlab-flow-weights"
 VERSION = 1
@@ -72,6 +72,14 @@ def is_hdf5(filepath: Any, save_format: str | None = None) -> bool:
     if save_format is not None:
         return str(save_format).lower() in {"h5", "hdf5", "keras"}
     return str(os.fspath(filepath)).lower().endswith(_HDF5_SUFFIXES)
+
+
+def is_hdf5_file(filepath: Any) -> bool:
+    """True when ``filepath`` is an existing HDF5 file, whatever its name (``save_format="h5"``)."""
+    import h5py
+
+    path = os.fspath(filepath)
+    return os.path.isfile(path) and h5py.is_hdf5(path)
 
 
 def check_model_format(filepath: Any, save_format: str | None = None) -> None:

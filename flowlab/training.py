@@ -118,7 +118,7 @@ class DensityModel(tf.keras.Model):
 
     def load_weights(self, filepath: Any, skip_mismatch: bool = False, by_name: bool = False,
                      options: Any = None) -> Any:  # noqa: D102
-        if saving.is_hdf5(filepath):
+        if saving.is_hdf5(filepath) or saving.is_hdf5_file(filepath):
             if by_name or skip_mismatch:
                 raise ValueError("by_name and skip_mismatch do not apply to a flow's weights: they are matched in order")
             saving.load_hdf5_weights(self.weights, filepath)
@@ -150,6 +150,8 @@ def density_model(distribution: tfd.Distribution, name: str = "density_model") -
         model.build((None, *event_shape))
     finally:
         tf.keras.backend.set_floatx(floatx)
+    # SavedModel needs the input signature, which Keras records on a model's first __call__ only.
+    model._set_save_spec(tf.TensorSpec((None, *event_shape), distribution.dtype))
     return model
 
 
