@@ -4,6 +4,9 @@
   (its autoregressive version, with Keras conditioners).
 - Coupling flows: :class:`AdditiveCoupling` (NICE), :class:`AffineCoupling` (RealNVP) with binary
   masks from :mod:`flowlab.bijectors.masks`, for vectors and images.
+- Flows for variational inference: :class:`Planar`, :class:`Radial` (Rezende & Mohamed 2015),
+  :class:`OrthogonalSylvester`, :class:`HouseholderSylvester`, :class:`TriangularSylvester`
+  (van den Berg et al. 2018).
 - Image pieces: :class:`Squeeze` (space-to-depth), :class:`ActNorm` (Glow), :class:`Logit` and
   uniform dequantization (:mod:`flowlab.bijectors.dequantize`).
 """
@@ -20,8 +23,11 @@ from flowlab.bijectors.coupling import AdditiveCoupling, AffineCoupling
 from flowlab.bijectors.dequantize import Logit, dequantized_dataset, uniform_dequantize
 from flowlab.bijectors.masks import alternating_mask, channel_mask, checkerboard
 from flowlab.bijectors.mixture_cdf import MixtureCDF
+from flowlab.bijectors.planar import Planar
+from flowlab.bijectors.radial import Radial
 from flowlab.bijectors.squeeze import Squeeze
 from flowlab.bijectors.variational_dequantization import VariationalDequantizer
+from flowlab.bijectors.sylvester import HouseholderSylvester, OrthogonalSylvester, Sylvester, TriangularSylvester
 
 __all__ = [
     "ActNorm",
@@ -35,6 +41,12 @@ __all__ = [
     "MixtureConditioner2D",
     "Squeeze",
     "VariationalDequantizer",
+    "Planar",
+    "Radial",
+    "Sylvester",
+    "OrthogonalSylvester",
+    "HouseholderSylvester",
+    "TriangularSylvester",
     "alternating_mask",
     "build_autoregressive_mixture_cdf",
     "channel_mask",
