@@ -1,13 +1,15 @@
 """Lab 07 benchmark: Glow vs the lab-04 RealNVP, uniform vs variational dequantization, good vs bad partition.
 
-Every run trains one model on the 8,000 training images of ``load_mnist_splits`` for a wall-clock
-budget (fresh dequantization noise every epoch; Adam 1e-3 with a linear warm-up and global-norm
+Every run trains one model on the 8,000 training images of ``load_mnist_splits`` for a budget of
+**process CPU seconds** (``time.process_time``, both cores counted, the first batch's graph tracing
+not counted: on a shared machine wall-clock budgets are not comparable between runs, CPU seconds
+are) or, with ``--minutes``, of wall-clock minutes (fresh dequantization noise every epoch; Adam 1e-3 with a linear warm-up and global-norm
 clipping at 1e4, as lab 04), scores the 1,000 validation images after every epoch (and at the end
 of the budget), keeps the best validation checkpoint, and reports the 1,000 test images' bits/dim
 of that checkpoint only.  Also: seconds to sample 64 images, peak resident memory.
 
     nice -n 10 .venv/bin/python bench/image_flows.py --runs realnvp glow glow_vardeq good bad \
-        --minutes 5 --out bench/results/image_flows_5min.json
+        --cpu-seconds 600 --out bench/results/image_flows_cpu600.json
 """
 
 from __future__ import annotations
@@ -49,16 +51,25 @@ def build(run: str):
 
 
 class Budget(tf.keras.callbacks.Callback):
-    def __init__(self, deadline: float) -> None:
+    """Stops ``fit`` once its batches have used ``seconds`` of ``clock``; the first batch (tracing) is not counted,
+    nor is anything between batches (evaluation, new noise)."""
+
+    def __init__(self, seconds: float, clock) -> None:
         super().__init__()
-        self.deadline = deadline
+        self.seconds, self.clock, self.used, self.steps, self._t0 = seconds, clock, 0.0, 0, 0.0
+
+    def on_train_batch_begin(self, batch, logs=None):
+        self._t0 = self.clock()
 
     def on_train_batch_end(self, batch, logs=None):
-        if time.perf_counter() > self.deadline:
+        if self.steps > 0:
+            self.used += self.clock() - self._t0
+        self.steps += 1
+        if self.used >= self.seconds:
             self.model.stop_training = True
 
 
-def run_one(run: str, minutes: float, seed: int) -> dict:
+def run_one(run: str, minutes: float, cpu_seconds: float, seed: int) -> dict:
     flowlab.seed(seed)
     train, validation, test = load_mnist_splits(8000, 1000, 1000, seed=0)
     flow, variational = build(run)
@@ -88,26 +99,22 @@ def run_one(run: str, minutes: float, seed: int) -> dict:
         return float(np.mean(-lp / (D * math.log(2.0)) + 8.0))
 
     history, best = [], (math.inf, None, 0)
-    start = time.perf_counter()
-    deadline = start + 60 * minutes
-    train_seconds, epoch = 0.0, 0
-    while time.perf_counter() < deadline:
+    clock = time.process_time if cpu_seconds else time.perf_counter
+    budget = Budget(cpu_seconds or 60 * minutes, clock)
+    wall_start, epoch = time.perf_counter(), 0
+    while budget.used < budget.seconds:
         epoch += 1
-        t0 = time.perf_counter()
         if variational:
             x = train.astype(np.float32)
         else:
             x = uniform_dequantize(train, seed=[seed, epoch]).numpy()
-        fit = model.fit(x, np.zeros(len(x)), batch_size=BATCH, epochs=1, verbose=0, shuffle=True,
-                        callbacks=[Budget(deadline)])
-        t_end = time.perf_counter()
-        train_seconds += t_end - t0
+        fit = model.fit(x, np.zeros(len(x)), batch_size=BATCH, epochs=1, verbose=0, shuffle=True, callbacks=[budget])
         val = score(validation, 11)
         loss = float(np.mean(fit.history["loss"])) / (D * math.log(2.0)) + (0.0 if variational else 8.0)
-        history.append({"epoch": epoch, "train_minutes": round(train_seconds / 60, 2), "train_bpd": round(loss, 4),
-                        "validation_bpd": round(val, 4)})
+        history.append({"epoch": epoch, "steps": budget.steps, "budget_used": round(budget.used, 1),
+                        "wall_minutes": round((time.perf_counter() - wall_start) / 60, 2),
+                        "train_bpd": round(loss, 4), "validation_bpd": round(val, 4)})
         print(run, history[-1], flush=True)
-        deadline += time.perf_counter() - t_end  # evaluation is not training time
         if np.isfinite(val) and val < best[0]:
             best = (val, model.get_weights(), epoch)
     if best[1] is not None:
@@ -119,10 +126,17 @@ def run_one(run: str, minutes: float, seed: int) -> dict:
     t0 = time.perf_counter()
     sample_images(flow, 64, temperature=0.7, seed=2)
     sample_seconds_2 = time.perf_counter() - t0
+    generate = tf.function(flow.bijector.forward)
+    z = 0.7 * flow.distribution.sample(64, seed=3)
+    generate(z)  # trace once
+    t0, c0 = time.perf_counter(), time.process_time()
+    generate(tf.identity(z))
+    compiled_wall, compiled_cpu = time.perf_counter() - t0, time.process_time() - c0
     return {"run": run, "parameters": params, "flow_parameters": flow_params, "minutes": minutes,
-            "epochs": epoch, "best_epoch": best[2], "best_validation_bpd": round(best[0], 4),
+            "cpu_seconds": cpu_seconds, "steps": budget.steps, "epochs": epoch, "best_epoch": best[2], "best_validation_bpd": round(best[0], 4),
             "test_bpd": round(test_bpd, 4), "sample64_seconds_first": round(sample_seconds, 2),
             "sample64_seconds_second": round(sample_seconds_2, 2),
+            "sample64_tf_function_wall_s": round(compiled_wall, 3), "sample64_tf_function_cpu_s": round(compiled_cpu, 3),
             "peak_rss_gb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20, 2),
             "sample_mean_pixel": float(samples.mean()), "history": history}
 
@@ -130,7 +144,8 @@ def run_one(run: str, minutes: float, seed: int) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", nargs="+", default=["realnvp", "glow", "glow_vardeq", "good", "bad"])
-    parser.add_argument("--minutes", type=float, default=5.0)
+    parser.add_argument("--minutes", type=float, default=5.0, help="wall-clock budget (without --cpu-seconds)")
+    parser.add_argument("--cpu-seconds", type=float, default=0.0, help="process CPU-time budget per run")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--out", default="bench/results/image_flows.json")
@@ -139,9 +154,10 @@ def main() -> None:
     tf.config.threading.set_inter_op_parallelism_threads(args.threads)
     results = []
     for run in args.runs:
-        results.append(run_one(run, args.minutes, args.seed))
+        results.append(run_one(run, args.minutes, args.cpu_seconds, args.seed))
         with open(args.out, "w") as f:
-            json.dump({"minutes": args.minutes, "seed": args.seed, "results": results}, f, indent=1)
+            json.dump({"minutes": args.minutes, "cpu_seconds": args.cpu_seconds, "seed": args.seed,
+                       "threads": args.threads, "results": results}, f, indent=1)
         print(json.dumps({k: v for k, v in results[-1].items() if k != "history"}), flush=True)
 
 

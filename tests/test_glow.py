@@ -38,9 +38,9 @@ def _perturb(flow, scale=0.05, seed=0):
 
 
 def test_glow_log_prob_is_the_density_of_its_map():
-    flow = build_glow((8, 8, 1), scales=2, steps=2, final_steps=1, filters=8)
-    y = _images(2)
-    initialize_actnorm(flow, _images(16, seed=1))
+    flow = build_glow((4, 4, 1), scales=2, steps=1, final_steps=1, filters=4)
+    y = _images(2, 4, 4)
+    initialize_actnorm(flow, _images(16, 4, 4, seed=1))
     _perturb(flow)  # zero-initialised couplings would make the test blind to a coupling log-det
     np.testing.assert_allclose(flow.log_prob(y).numpy(), _brute_force_log_prob(flow, y), rtol=1e-4, atol=2e-2)
 
@@ -91,10 +91,10 @@ def test_glow_bad_arguments():
 
 def test_glow_trains_below_its_untrained_density():
     flowlab.seed(0)
-    flow = build_glow((8, 8, 1), scales=1, steps=2, final_steps=1, filters=8)
-    data = _images(256, seed=3)
+    flow = build_glow((4, 4, 1), scales=1, steps=2, final_steps=1, filters=8)
+    data = _images(256, 4, 4, seed=3)
     initialize_actnorm(flow, data[:64])
-    opt = tf.keras.optimizers.Adam(3e-3)
+    opt = tf.keras.optimizers.Adam(1e-2)
 
     @tf.function
     def step(y):
@@ -105,11 +105,11 @@ def test_glow_trains_below_its_untrained_density():
         return loss, grads
 
     before = float(-tf.reduce_mean(flow.log_prob(data)))
-    for i in range(60):
+    for i in range(40):
         loss, grads = step(tf.constant(data[(i % 4) * 64 : (i % 4 + 1) * 64]))
         assert all(np.all(np.isfinite(g.numpy())) for g in grads if g is not None)
     after = float(-tf.reduce_mean(flow.log_prob(tf.constant(data))))
-    assert after < before - 20.0  # nats per 64-pixel image
+    assert after < before - 5.0, (before, after)  # nats per 16-pixel image
 
 
 def test_partitions_differ_only_in_masks():
@@ -128,11 +128,11 @@ def test_partitions_differ_only_in_masks():
 
 
 def test_partition_flows_have_equal_parameters_and_exact_densities():
-    good = build_good_partition_flow((8, 8, 1), filters=4)
-    bad = build_bad_partition_flow((8, 8, 1), filters=4)
-    y = _images(2)
+    good = build_good_partition_flow((4, 4, 1), filters=4)
+    bad = build_bad_partition_flow((4, 4, 1), filters=4)
+    y = _images(2, 4, 4)
     for flow in (good, bad):
-        initialize_actnorm(flow, _images(16, seed=4))
+        initialize_actnorm(flow, _images(16, 4, 4, seed=4))
     counts = [sum(int(np.prod(v.shape)) for v in f.trainable_variables) for f in (good, bad)]
     assert counts[0] == counts[1] > 0
     _perturb(bad, seed=5)
