@@ -192,10 +192,12 @@ def test_mismatched_shapes_are_refused():
     with pytest.raises(ValueError, match="mask's event shape"):
         layer.forward(tf.zeros([2, 6, 6, 1]))
     wrong = AffineCoupling([1.0, 0.0, 1.0], lambda x: (tf.zeros_like(x[..., :2]), tf.zeros_like(x[..., :2])))
-    with pytest.raises(ValueError, match="conditioner's shift"):
+    with pytest.raises(ValueError, match="the event's shape"):
         wrong.forward(tf.zeros([2, 3]))
-    with pytest.raises(TypeError, match="shift, log_scale"):
+    with pytest.raises(ValueError, match="2 parameters per variable"):
         AffineCoupling([1.0, 0.0], lambda x: x).forward(tf.zeros([1, 2]))
+    with pytest.raises(ValueError, match="returned 3 tensors"):
+        AffineCoupling([1.0, 0.0], lambda x: (x, x, x)).forward(tf.zeros([1, 2]))
     with pytest.raises(TypeError, match="callable"):
         AffineCoupling([1.0, 0.0], "not a network")
     with pytest.raises(ValueError, match="images"):

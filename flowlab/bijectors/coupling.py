@@ -1,40 +1,50 @@
-r"""Coupling layers with a binary mask: additive (NICE) and affine (RealNVP).
+r"""One coupling layer with a binary mask and a pluggable transformer: NICE, RealNVP, splines, Flow++.
 
 A coupling layer splits its input :math:`x` with a binary mask :math:`b` (see
 :mod:`flowlab.bijectors.masks`).  The part :math:`b \odot x` is copied; a conditioner network reads
-it and returns a shift :math:`t` and (affine case) a log-scale :math:`s` for the other part:
+it and returns parameters :math:`h` for every other variable, and a *transformer*
+(:mod:`flowlab.transformers`) -- a monotone function of one variable -- moves each of them:
 
 .. math::
 
-    y = b \odot x + (1 - b) \odot \big(x \odot e^{s(b \odot x)} + t(b \odot x)\big).
+    y_i = x_i \ \text{if}\ b_i = 1, \qquad y_i = \tau\big(x_i;\ h_i(b \odot x)\big) \ \text{if}\ b_i = 0.
 
-Because :math:`b \odot y = b \odot x`, the inverse recomputes the same :math:`s, t` from
-:math:`y` and undoes the transformation,
-:math:`x = b \odot y + (1 - b) \odot (y - t) \odot e^{-s}`.  The Jacobian is triangular (after
-sorting the variables by mask), so
+Because :math:`b \odot y = b \odot x`, the inverse recomputes the same :math:`h` from :math:`y` and
+applies :math:`\tau^{-1}`.  The Jacobian is triangular (after sorting the variables by mask), so
 
-.. math:: \log\left|\det \frac{\partial y}{\partial x}\right| = \sum_i (1 - b_i)\, s_i,
+.. math:: \log\left|\det \frac{\partial y}{\partial x}\right| = \sum_{i:\ b_i = 0} \log \tau'\big(x_i; h_i\big),
 
-one network pass in either direction.  NICE's additive coupling is the case :math:`s = 0`:
-volume preserving, log-det 0.
+one network pass in either direction.  The structure (the mask) and the transformer are independent:
 
-The conditioner is any Keras layer (or callable) mapping a tensor shaped like the event, with a
-batch axis, to ``(shift, log_scale)`` of the same shape (additive: just the shift).  Make its
-last layer start at zero -- :class:`~flowlab.conditioners.mlp.MLPConditioner`,
-:class:`~flowlab.conditioners.resnet.ResNetConditioner` -- so a new layer is the identity and a deep
-flow starts as its base distribution.  The coupling bounds the log-scale softly,
-:math:`s \leftarrow c \tanh(s / c)`, so one layer can scale by at most :math:`e^{\pm c}` and
-training cannot blow up.
+- :class:`AdditiveCoupling` -- NICE, :math:`\tau(x; t) = x + t`: volume preserving, log-det 0;
+- :class:`AffineCoupling` -- RealNVP, :math:`\tau(x; t, s) = x e^{s} + t` with a bounded log-scale;
+- ``Coupling(mask, net, SplineTransformer(8))`` -- a coupling neural spline flow (Durkan et al. 2019);
+- ``Coupling(mask, net, MixtureCDFTransformer(4))`` -- Flow++'s mixture-of-logistics coupling.
+
+Vectors (mask ``(D,)``) and images (mask ``(H, W, C)``) use the same class.  The conditioner is any
+Keras layer (or callable) mapping the masked input ``(batch, *event_shape)`` to the parameters,
+either one tensor ``(batch, *event_shape, params_per_dim)`` or a tuple of ``params_per_dim``
+tensors shaped like the event, e.g. ``(shift, log_scale)``; entries where the mask is 1 are ignored.
+Make its last layer start at zero -- :class:`~flowlab.conditioners.mlp.MLPConditioner`,
+:class:`~flowlab.conditioners.resnet.ResNetConditioner` (both take ``params_per_dim``) -- so a new
+layer is the identity and a deep flow starts as its base distribution.
 
 Example::
 
-    mask = checkerboard(28, 28, 1, parity=0)
+    from flowlab.transformers import SplineTransformer
+    spline = SplineTransformer(bins=8, bound=4.0)                         # 3 * 8 - 1 = 23 parameters per variable
+    net = MLPConditioner(2, hidden_units=[64, 64], params_per_dim=spline.params_per_dim)
+    layer = Coupling(alternating_mask(2), net, spline)
+    flow = tfd.TransformedDistribution(tfd.MultivariateNormalDiag(tf.zeros(2)), layer)
+
+    mask = checkerboard(28, 28, 1, parity=0)                               # images: same class
     layer = AffineCoupling(mask, ResNetConditioner(out_channels=1, filters=32))
-    y = layer.forward(x)                                   # x: (batch, 28, 28, 1)
-    layer.forward_log_det_jacobian(x, event_ndims=3)       # (batch,)
+    layer.forward_log_det_jacobian(x, event_ndims=3)                       # x: (batch, 28, 28, 1) -> (batch,)
 
 References: L. Dinh, D. Krueger, Y. Bengio, "NICE: Non-linear Independent Components Estimation"
-(2014); L. Dinh, J. Sohl-Dickstein, S. Bengio, "Density estimation using Real NVP" (2016).
+(2014); L. Dinh, J. Sohl-Dickstein, S. Bengio, "Density estimation using Real NVP" (2016);
+C. Durkan, A. Bekasov, I. Murray, G. Papamakarios, "Neural spline flows" (2019); J. Ho et al.,
+"Flow++" (2019).
 """
 
 from __future__ import annotations
@@ -47,22 +57,35 @@ import tensorflow_probability as tfp
 
 from flowlab.bijectors.cached_log_det import CachedLogDet
 from flowlab.bijectors.masks import validate_mask
+from flowlab.transformers import AdditiveTransformer, AffineTransformer, Transformer, bound_log_scale
 
-__all__ = ["AffineCoupling", "AdditiveCoupling", "FunctionCoupling"]
+__all__ = ["Coupling", "AffineCoupling", "AdditiveCoupling", "FunctionCoupling"]
 
 tfb = tfp.bijectors
 
 
-class _MaskedCoupling(CachedLogDet, tfb.Bijector):
-    """What both couplings share: the mask, the conditioner call, shape checks, log-det caching."""
+class Coupling(CachedLogDet, tfb.Bijector):
+    r"""A masked coupling :math:`y = b x + (1 - b)\,\tau(x; h(b x))` with any transformer :math:`\tau`.
 
-    _affine = True
+    Args:
+      mask: binary array with the event's shape (``(D,)`` for vectors, ``(H, W, C)`` for images);
+        1 marks the variables that are copied and read by the conditioner.
+      conditioner: Keras layer (or callable) mapping ``(batch, *event_shape)`` to the transformer's
+        parameters: a tensor ``(batch, *event_shape, params_per_dim)`` or a tuple of
+        ``params_per_dim`` tensors ``(batch, *event_shape)``.
+      transformer: a :class:`flowlab.transformers.Transformer` (``params_per_dim`` and a call that
+        returns an elementwise bijector).
+
+    Example::
+
+        layer = Coupling([1, 0, 1, 0], MLPConditioner(4, [64], params_per_dim=23), SplineTransformer(8))
+    """
 
     def __init__(
         self,
         mask: Any,
         conditioner: Callable[[tf.Tensor], Any],
-        log_scale_bound: float = 3.0,
+        transformer: Transformer,
         validate_args: bool = False,
         name: str = "coupling",
     ) -> None:
@@ -70,12 +93,13 @@ class _MaskedCoupling(CachedLogDet, tfb.Bijector):
         mask = validate_mask(mask)
         if not callable(conditioner):
             raise TypeError(f"the conditioner must be a Keras layer or a callable, got {type(conditioner).__name__}")
-        if not log_scale_bound > 0:
-            raise ValueError(f"log_scale_bound must be positive, got {log_scale_bound}")
+        if not (callable(transformer) and isinstance(getattr(transformer, "params_per_dim", None), int)):
+            raise TypeError("the transformer must be a flowlab.transformers.Transformer (a callable with an integer "
+                            f"params_per_dim), got {type(transformer).__name__}")
         self._mask_np = mask
         self._event_shape = tuple(mask.shape)
         self._conditioner = conditioner
-        self._log_scale_bound = float(log_scale_bound)
+        self._transformer = transformer
         super().__init__(
             forward_min_event_ndims=mask.ndim,
             validate_args=validate_args,
@@ -91,6 +115,10 @@ class _MaskedCoupling(CachedLogDet, tfb.Bijector):
     def conditioner(self) -> Callable[[tf.Tensor], Any]:
         return self._conditioner
 
+    @property
+    def transformer(self) -> Transformer:
+        return self._transformer
+
     def _check_shape(self, x: tf.Tensor) -> None:
         ndims = len(self._event_shape)
         shape = x.shape
@@ -103,52 +131,68 @@ class _MaskedCoupling(CachedLogDet, tfb.Bijector):
                     f"{self._event_shape}"
                 )
 
-    def _shift_and_log_scale(self, x: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
-        """Shift and bounded log-scale from the masked input, computed on a flat batch."""
+    def _params_from(self, out: Any) -> Any:
+        """The conditioner's output as the transformer's parameters (a hook for AdditiveCoupling)."""
+        return out
+
+    def _stacked(self, out: Any, dtype: tf.DType) -> tf.Tensor:
+        """``(batch, *event, params_per_dim)`` from a stacked tensor, a tuple of event-shaped tensors, or one."""
+        n, event = self._transformer.params_per_dim, tuple(self._event_shape)
+        what = "a tuple of " if isinstance(out, (tuple, list)) else ""
+        if isinstance(out, (tuple, list)):
+            if len(out) != n:
+                raise ValueError(f"{self.name}: the conditioner returned {len(out)} tensors; the transformer "
+                                 f"{self._transformer!r} needs {n} parameters per variable")
+            parts = [tf.convert_to_tensor(p) for p in out]
+            for part in parts:
+                if part.shape.rank is not None and tuple(part.shape[1:]) != event:
+                    raise ValueError(
+                        f"{self.name}: the conditioner returned {what}tensors of shape {tuple(part.shape)}, expected "
+                        f"(batch, {', '.join(map(str, event))}) -- the event's shape")
+            return tf.cast(tf.stack(parts, axis=-1), dtype)
+        out = tf.convert_to_tensor(out)
+        shape = tuple(out.shape[1:]) if out.shape.rank is not None else None
+        if shape == event and n == 1:
+            return tf.cast(out[..., tf.newaxis], dtype)
+        if shape is not None and shape != (*event, n):
+            raise ValueError(
+                f"{self.name}: the conditioner's output has shape {tuple(out.shape)}, expected (batch, "
+                f"{', '.join(map(str, (*event, n)))}) -- the event's shape and the transformer's {n} parameters "
+                "per variable")
+        return tf.cast(out, dtype)
+
+    def _elementwise(self, x: tf.Tensor) -> tfb.Bijector:
+        """The transformer's bijector, its parameters computed from the masked input on a flat batch."""
         self._check_shape(x)
         mask = tf.constant(self._mask_np, dtype=x.dtype)
         event = list(self._event_shape)
         batch_shape = tf.shape(x)[: tf.rank(x) - len(event)]
         flat = tf.reshape(x * mask, [-1, *event])  # conv nets need exactly one batch axis
-        out = self._conditioner(flat)
-        if self._affine:
-            if not (isinstance(out, (tuple, list)) and len(out) == 2):
-                raise TypeError(f"{self.name}: the conditioner must return (shift, log_scale), got {type(out).__name__}")
-            shift, log_scale = out
-        else:
-            shift = out[0] if isinstance(out, (tuple, list)) else out
-            log_scale = None
-        for value, what in ((shift, "shift"), (log_scale, "log_scale")):
-            if value is not None and value.shape.rank is not None and tuple(value.shape[1:]) != tuple(event):
-                raise ValueError(
-                    f"{self.name}: the conditioner's {what} has shape {tuple(value.shape)}, expected (batch, "
-                    f"{', '.join(map(str, event))}) -- the event's shape"
-                )
-        full = tf.concat([batch_shape, event], axis=0)
-        shift = tf.reshape(tf.cast(shift, x.dtype), full) * (1.0 - mask)
-        if log_scale is None:
-            return shift, tf.zeros_like(shift)
-        bound = tf.constant(self._log_scale_bound, x.dtype)
-        log_scale = bound * tf.tanh(tf.reshape(tf.cast(log_scale, x.dtype), full) / bound) * (1.0 - mask)
-        return shift, log_scale
+        params = self._stacked(self._params_from(self._conditioner(flat)), x.dtype)
+        n = self._transformer.params_per_dim
+        params = tf.reshape(params, tf.concat([batch_shape, event, [n]], axis=0))
+        return self._transformer(params)
 
-    def _sum_event(self, log_scale: tf.Tensor) -> tf.Tensor:
-        return tf.reduce_sum(log_scale, axis=list(range(-len(self._event_shape), 0)))
+    def _sum_event(self, log_det: tf.Tensor) -> tf.Tensor:
+        # Only transformed variables count; the copied ones have log-det 0 whatever tau says there.
+        log_det = log_det * (1.0 - tf.constant(self._mask_np, dtype=log_det.dtype))
+        return tf.reduce_sum(log_det, axis=list(range(-len(self._event_shape), 0)))
 
     # The log-det comes out of the same conditioner pass as the values: store it in TFP's bijector
     # cache so log_prob does not run the network twice (as ffjord.py in TFP does).
     def _forward(self, x: tf.Tensor) -> tf.Tensor:
-        shift, log_scale = self._shift_and_log_scale(x)
-        y = x * tf.exp(log_scale) + shift  # log_scale and shift are 0 where the mask is 1
-        self._cache.forward_attributes(x)["ildj"] = -self._sum_event(log_scale)
+        tau = self._elementwise(x)
+        y = tf.where(tf.constant(self._mask_np > 0), x, tau.forward(x))
+        log_det = tf.broadcast_to(tau.forward_log_det_jacobian(x, event_ndims=0), tf.shape(x))
+        self._cache.forward_attributes(x)["ildj"] = -self._sum_event(log_det)
         return y
 
     def _inverse(self, y: tf.Tensor) -> tf.Tensor:
-        shift, log_scale = self._shift_and_log_scale(y)
-        x = (y - shift) * tf.exp(-log_scale)
-        self._cache.inverse_attributes(y)["ildj"] = -self._sum_event(log_scale)
+        tau = self._elementwise(y)
+        x = tf.where(tf.constant(self._mask_np > 0), y, tau.inverse(y))
+        log_det = tf.broadcast_to(tau.inverse_log_det_jacobian(y, event_ndims=0), tf.shape(y))
+        self._cache.inverse_attributes(y)["ildj"] = self._sum_event(log_det)
         return x
-
 
     def _forward_event_shape(self, input_shape: tf.TensorShape) -> tf.TensorShape:
         return input_shape
@@ -157,45 +201,51 @@ class _MaskedCoupling(CachedLogDet, tfb.Bijector):
         return output_shape
 
 
-class AffineCoupling(_MaskedCoupling):
+class AffineCoupling(Coupling):
     r"""RealNVP's affine coupling: :math:`y = b x + (1-b)(x e^{s(bx)} + t(bx))`.
+
+    ``Coupling(mask, conditioner, AffineTransformer(log_scale_bound))``.
 
     Args:
       mask: binary array with the event's shape (``(D,)`` for vectors, ``(H, W, C)`` for images);
         1 marks the variables that are copied and read by the conditioner.
       conditioner: Keras layer mapping ``(batch, *event_shape)`` to ``(shift, log_scale)``, each
-        ``(batch, *event_shape)``; entries where the mask is 1 are ignored.
-      log_scale_bound: ``c`` in the soft bound :math:`s \leftarrow c \tanh(s / c)`.
+        ``(batch, *event_shape)`` (or one tensor ``(batch, *event_shape, 2)``); entries where the
+        mask is 1 are ignored.
+      log_scale_bound: ``c`` in the soft bound :math:`s \leftarrow c \tanh(s / c)`
+        (:func:`flowlab.transformers.bound_log_scale`).
 
     Example::
 
-        layer = AffineCoupling([1, 0, 1, 0], MLPConditioner(output_units=4, hidden_units=[64]))
+        layer = AffineCoupling([1, 0, 1, 0], MLPConditioner(4, hidden_units=[64]))
         flow = tfd.TransformedDistribution(tfd.MultivariateNormalDiag(tf.zeros(4)), layer)
     """
 
-    _affine = True
-
     def __init__(self, mask: Any, conditioner: Callable, log_scale_bound: float = 3.0,
                  validate_args: bool = False, name: str = "affine_coupling") -> None:
-        super().__init__(mask, conditioner, log_scale_bound, validate_args, name)
+        if not log_scale_bound > 0:
+            raise ValueError(f"log_scale_bound must be positive, got {log_scale_bound}")
+        super().__init__(mask, conditioner, AffineTransformer(log_scale_bound), validate_args, name)
 
 
-class AdditiveCoupling(_MaskedCoupling):
+class AdditiveCoupling(Coupling):
     r"""NICE's additive coupling: :math:`y = b x + (1-b)(x + t(bx))`, log-det 0 (volume preserving).
 
-    The conditioner returns the shift (a tensor shaped like the event, with a batch axis); a
-    ``(shift, log_scale)`` pair is accepted and its log-scale ignored.
+    ``Coupling(mask, conditioner, AdditiveTransformer())``.  The conditioner returns the shift (a
+    tensor shaped like the event, with a batch axis); a ``(shift, log_scale)`` pair is accepted and
+    its log-scale ignored.
 
     Example::
 
-        layer = AdditiveCoupling(alternating_mask(4), MLPConditioner(4, shift_only=True))
+        layer = AdditiveCoupling(alternating_mask(4), MLPConditioner(4, params_per_dim=1))
     """
-
-    _affine = False
 
     def __init__(self, mask: Any, conditioner: Callable, validate_args: bool = False,
                  name: str = "additive_coupling") -> None:
-        super().__init__(mask, conditioner, 1.0, validate_args, name)
+        super().__init__(mask, conditioner, AdditiveTransformer(), validate_args, name)
+
+    def _params_from(self, out: Any) -> Any:
+        return out[0] if isinstance(out, (tuple, list)) else out
 
 
 class FunctionCoupling(tfb.Bijector):
@@ -209,7 +259,8 @@ class FunctionCoupling(tfb.Bijector):
     returns is the one ``log_prob`` uses, with no second opinion.  The functions see tensors of shape
     ``(batch, *event_shape)`` and ``mask`` as a float32 tensor of the event's shape; both run inside
     ``tf.function`` when a Keras model trains, so write them with TensorFlow ops.  The conditioner
-    they are given is ``conditioner`` with its log-scale bounded softly, :math:`s \leftarrow c\tanh(s/c)`.
+    they are given is ``conditioner`` with its log-scale bounded softly, :math:`s \leftarrow c\tanh(s/c)`
+    (``log_scale_bound=None``: ``conditioner`` itself, e.g. a shift for NICE).
 
     Put it in a chain in *data order* (``tfb.Chain([first, second, ...])``: a chain's inverse runs its
     list from the start), as :class:`~flowlab.flows.multiscale.MultiScale` expects.
@@ -222,7 +273,7 @@ class FunctionCoupling(tfb.Bijector):
     """
 
     def __init__(self, mask: Any, conditioner: Callable[[tf.Tensor], Any], data_to_latent: Callable,
-                 latent_to_data: Callable, log_scale_bound: float = 2.0, validate_args: bool = False,
+                 latent_to_data: Callable, log_scale_bound: float | None = 2.0, validate_args: bool = False,
                  name: str = "function_coupling") -> None:
         parameters = dict(locals())
         mask = validate_mask(mask)
@@ -230,12 +281,13 @@ class FunctionCoupling(tfb.Bijector):
                          (latent_to_data, "latent_to_data")):
             if not callable(fn):
                 raise TypeError(f"{what} must be callable, got {type(fn).__name__}")
-        if not log_scale_bound > 0:
-            raise ValueError(f"log_scale_bound must be positive, got {log_scale_bound}")
+        if log_scale_bound is not None and not log_scale_bound > 0:
+            raise ValueError(f"log_scale_bound must be positive (or None: the conditioner's output as it is), "
+                             f"got {log_scale_bound}")
         self._mask_np = mask
         self._event_shape = tuple(mask.shape)
         self._conditioner = conditioner
-        self._log_scale_bound = float(log_scale_bound)
+        self._log_scale_bound = None if log_scale_bound is None else float(log_scale_bound)
         self._data_to_latent = data_to_latent
         self._latent_to_data = latent_to_data
         super().__init__(forward_min_event_ndims=mask.ndim, validate_args=validate_args, parameters=parameters,
@@ -249,14 +301,17 @@ class FunctionCoupling(tfb.Bijector):
     def conditioner(self) -> Callable[[tf.Tensor], Any]:
         return self._conditioner
 
-    def bounded_conditioner(self, masked: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
-        """``(shift, log_scale)`` from the conditioner, the log-scale bounded softly: what your functions get."""
+    def bounded_conditioner(self, masked: tf.Tensor) -> Any:
+        """``(shift, log_scale)`` from the conditioner, the log-scale bounded softly: what your functions get.
+
+        With ``log_scale_bound=None`` the conditioner's output as it is (e.g. NICE's shift alone)."""
         out = self._conditioner(masked)
+        if self._log_scale_bound is None:
+            return out
         if not (isinstance(out, (tuple, list)) and len(out) == 2):
             raise TypeError(f"{self.name}: the conditioner must return (shift, log_scale), got {type(out).__name__}")
         shift, log_scale = out
-        bound = tf.constant(self._log_scale_bound, masked.dtype)
-        return tf.cast(shift, masked.dtype), bound * tf.tanh(tf.cast(log_scale, masked.dtype) / bound)
+        return tf.cast(shift, masked.dtype), bound_log_scale(tf.cast(log_scale, masked.dtype), self._log_scale_bound)
 
     def _flat(self, x: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
         event = list(self._event_shape)

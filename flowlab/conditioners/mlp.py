@@ -1,4 +1,4 @@
-"""A multilayer perceptron conditioner for vector coupling layers (RealNVP, NICE)."""
+"""A multilayer perceptron conditioner for vector coupling layers (NICE, RealNVP, spline and mixture couplings)."""
 
 from __future__ import annotations
 
@@ -10,22 +10,25 @@ __all__ = ["MLPConditioner"]
 
 
 class MLPConditioner(tf.keras.layers.Layer):
-    r"""Map the conditioning half :math:`x_{1:d}` to a shift and a bounded log-scale.
+    r"""Map the masked input to a transformer's parameters: ``params_per_dim`` tensors of ``output_units``.
 
-    .. math:: (t, s) = \mathrm{MLP}(x_{1:d}), \qquad \log\sigma = b \tanh(s / b)
+    .. math:: (h^{(1)}, \dots, h^{(p)}) = \mathrm{MLP}(b \odot x)
 
-    The output layer starts at zero, so a new coupling layer is the identity and a deep flow starts
-    as its base distribution (Kingma & Dhariwal 2018, "zero initialisation").  The soft bound ``b``
-    on the log-scale keeps early training from blowing up.
+    The output layer starts at zero, so a new coupling layer is the identity (every transformer in
+    :mod:`flowlab.transformers` is the identity at zero parameters) and a deep flow starts as its base
+    distribution (Kingma & Dhariwal 2018, "zero initialisation").  The outputs are raw: the
+    transformer constrains them (the affine transformer bounds the log-scale,
+    :func:`flowlab.transformers.bound_log_scale`).
 
-    Called as ``conditioner(x, output_units)``, the signature ``tfb.RealNVP`` expects of its
-    ``shift_and_log_scale_fn``.  ``shift_only=True`` returns a zero log-scale (NICE, volume
-    preserving).
+    Returns a tuple of ``params_per_dim`` tensors ``(batch, output_units)`` (``(shift, log_scale)``
+    for the default 2); one tensor for ``params_per_dim=1``.  ``shift_only=True`` is
+    ``params_per_dim=1`` (NICE).  Also callable as ``conditioner(x, output_units)``, the signature
+    ``tfb.RealNVP`` expects of its ``shift_and_log_scale_fn``.
 
     Example::
 
-        fn = MLPConditioner(output_units=1, hidden_units=[64, 64])
-        bijector = tfb.RealNVP(num_masked=1, shift_and_log_scale_fn=fn)
+        net = MLPConditioner(output_units=2, hidden_units=[64, 64], params_per_dim=23)
+        layer = Coupling(alternating_mask(2), net, SplineTransformer(bins=8))
     """
 
     def __init__(
@@ -33,24 +36,25 @@ class MLPConditioner(tf.keras.layers.Layer):
         output_units: int,
         hidden_units: Sequence[int] = (128, 128),
         activation: str = "relu",
-        log_scale_bound: float = 3.0,
+        params_per_dim: int = 2,
         shift_only: bool = False,
         **kwargs,
     ) -> None:
         super().__init__(**kwargs)
-        if output_units < 1:
-            raise ValueError(f"output_units must be at least 1, got {output_units}")
-        if log_scale_bound <= 0:
-            raise ValueError(f"log_scale_bound must be positive, got {log_scale_bound}")
+        if not isinstance(output_units, int) or output_units < 1:
+            raise ValueError(f"output_units must be a positive integer, got {output_units!r}")
+        if shift_only:
+            params_per_dim = 1
+        if not isinstance(params_per_dim, int) or isinstance(params_per_dim, bool) or params_per_dim < 1:
+            raise ValueError(f"params_per_dim must be a positive integer, got {params_per_dim!r}")
         self.output_units = int(output_units)
-        self.log_scale_bound = float(log_scale_bound)
-        self.shift_only = shift_only
+        self.params_per_dim = params_per_dim
         self.hidden = [tf.keras.layers.Dense(int(units), activation=activation) for units in hidden_units]
         self.out = tf.keras.layers.Dense(
-            self.output_units * (1 if shift_only else 2), kernel_initializer="zeros", bias_initializer="zeros"
+            self.output_units * params_per_dim, kernel_initializer="zeros", bias_initializer="zeros"
         )
 
-    def call(self, x: tf.Tensor, output_units: int | None = None) -> tuple[tf.Tensor, tf.Tensor]:
+    def call(self, x: tf.Tensor, output_units: int | None = None) -> tf.Tensor | tuple[tf.Tensor, ...]:
         if output_units is not None and int(output_units) != self.output_units:
             raise ValueError(
                 f"this conditioner was built for {self.output_units} output units, "
@@ -60,7 +64,6 @@ class MLPConditioner(tf.keras.layers.Layer):
         for layer in self.hidden:
             h = layer(h)
         params = self.out(h)
-        if self.shift_only:
-            return params, tf.zeros_like(params)
-        shift, raw = tf.split(params, 2, axis=-1)
-        return shift, self.log_scale_bound * tf.tanh(raw / self.log_scale_bound)
+        if self.params_per_dim == 1:
+            return params
+        return tuple(tf.split(params, self.params_per_dim, axis=-1))

@@ -3,12 +3,14 @@ r"""A small residual convolutional network: the conditioner of image coupling la
 .. math::
 
     h_0 = \mathrm{conv}(x), \qquad h_{k+1} = h_k + \mathrm{conv}(\mathrm{relu}(\mathrm{conv}(\mathrm{relu}(h_k)))),
-    \qquad (t, s) = \mathrm{conv}_0(\mathrm{relu}(h_K))
+    \qquad (h^{(1)}, \dots, h^{(p)}) = \mathrm{conv}_0(\mathrm{relu}(h_K))
 
 All convolutions are 3×3 with "same" padding, so the output has the input's height and width.
 The last convolution :math:`\mathrm{conv}_0` starts at zero: a new coupling layer is the identity
 (RealNVP, Dinh et al. 2016, uses deep ResNets like this one; zero initialisation is Glow's, Kingma &
-Dhariwal 2018).  The coupling layer bounds the log-scale, not this network.
+Dhariwal 2018).  The outputs are raw: the coupling's transformer constrains them (the affine one
+bounds the log-scale).  ``params_per_dim`` is the transformer's parameter count (2 for
+``(shift, log_scale)``).
 
 Example::
 
@@ -24,28 +26,31 @@ __all__ = ["ResNetConditioner"]
 
 
 class ResNetConditioner(tf.keras.layers.Layer):
-    """``(batch, H, W, C_in) -> (shift, log_scale)``, each ``(batch, H, W, out_channels)``."""
+    """``(batch, H, W, C_in) ->`` ``params_per_dim`` tensors ``(batch, H, W, out_channels)`` (one if 1)."""
 
-    def __init__(self, out_channels: int, filters: int = 32, blocks: int = 2, activation: str = "relu", **kwargs) -> None:
+    def __init__(self, out_channels: int, filters: int = 32, blocks: int = 2, activation: str = "relu",
+                 params_per_dim: int = 2, **kwargs) -> None:
         super().__init__(**kwargs)
-        for value, name in ((out_channels, "out_channels"), (filters, "filters")):
+        for value, name in ((out_channels, "out_channels"), (filters, "filters"), (params_per_dim, "params_per_dim")):
             if not isinstance(value, int) or value < 1:
                 raise ValueError(f"{name} must be a positive integer, got {value!r}")
         if not isinstance(blocks, int) or blocks < 0:
             raise ValueError(f"blocks must be a non-negative integer, got {blocks!r}")
         self.out_channels = out_channels
+        self.params_per_dim = params_per_dim
         self.activation = tf.keras.activations.get(activation)
         conv = lambda units, **kw: tf.keras.layers.Conv2D(units, 3, padding="same", **kw)  # noqa: E731
         self.stem = conv(filters)
         self.blocks = [(conv(filters), conv(filters)) for _ in range(blocks)]
-        self.head = conv(2 * out_channels, kernel_initializer="zeros", bias_initializer="zeros")
+        self.head = conv(params_per_dim * out_channels, kernel_initializer="zeros", bias_initializer="zeros")
 
-    def call(self, x: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+    def call(self, x: tf.Tensor) -> tf.Tensor | tuple[tf.Tensor, ...]:
         if x.shape.rank != 4:
             raise ValueError(f"ResNetConditioner needs images (batch, height, width, channels), got shape {tuple(x.shape)}")
         h = self.stem(x)
         for first, second in self.blocks:
             h = h + second(self.activation(first(self.activation(h))))
         out = self.head(self.activation(h))
-        shift, log_scale = tf.split(out, 2, axis=-1)
-        return shift, log_scale
+        if self.params_per_dim == 1:
+            return out
+        return tuple(tf.split(out, self.params_per_dim, axis=-1))

@@ -1,22 +1,31 @@
 """Flow builders: each returns a ``tfd.TransformedDistribution``, ready for ``model.fit``."""
 
+from flowlab.flows.base import stack
+from flowlab.flows.ffjord import build_ffjord
 from flowlab.flows.glow import build_glow
-from flowlab.flows.maf import build_iaf, build_maf, made_layer
+from flowlab.flows.maf import autoregressive_layer, build_autoregressive, build_iaf, build_maf, made_layer
+from flowlab.flows.multiscale import bits_by_scale, build_multiscale_realnvp, latents_by_scale, sample_images
+from flowlab.flows.nice import build_nice
 from flowlab.flows.nsf import build_nsf
 from flowlab.flows.partitions import build_bad_partition_flow, build_good_partition_flow
-from flowlab.flows.multiscale import bits_by_scale, build_multiscale_realnvp, latents_by_scale, sample_images
-from flowlab.flows.realnvp import build_realnvp
+from flowlab.flows.realnvp import build_coupling_flow, build_realnvp
 
 __all__ = [
     "build_maf",
     "build_iaf",
     "build_realnvp",
+    "build_nice",
     "build_nsf",
+    "build_coupling_flow",
+    "build_autoregressive",
+    "build_ffjord",
     "build_multiscale_realnvp",
     "build_glow",
     "build_good_partition_flow",
     "build_bad_partition_flow",
+    "autoregressive_layer",
     "made_layer",
+    "stack",
     "sample_images",
     "bits_by_scale",
     "latents_by_scale",

@@ -11,10 +11,15 @@ IAF (Kingma et al. 2016) is the same layer inverted: sampling is one pass, densi
 new point needs ``d`` passes.  Layers are separated by permutations so that every variable gets to
 condition the others.
 
+The affine map is one choice of *transformer* (:mod:`flowlab.transformers`):
+:func:`autoregressive_layer` takes any, e.g. a rational-quadratic spline
+(:func:`flowlab.flows.build_nsf` with ``kind="autoregressive"``).
+
 Example::
 
     flow = build_maf(2, n_layers=3)           # the classic two-moons flow
     flow.log_prob(x); flow.sample(100)
+    layer = autoregressive_layer(2, SplineTransformer(bins=8))
 """
 
 from __future__ import annotations
@@ -24,9 +29,10 @@ from typing import Sequence
 import tensorflow as tf
 import tensorflow_probability as tfp
 
-from flowlab.flows.base import built, check_dims, reverse_permutation, standard_normal
+from flowlab.flows.base import check_dims, stack
+from flowlab.transformers import AffineTransformer, Transformer, bound_log_scale
 
-__all__ = ["BoundedMADE", "made_layer", "build_maf", "build_iaf"]
+__all__ = ["BoundedMADE", "MADETransformer", "autoregressive_layer", "made_layer", "build_maf", "build_iaf"]
 
 tfd, tfb = tfp.distributions, tfp.bijectors
 
@@ -36,8 +42,10 @@ class BoundedMADE(tf.keras.layers.Layer):
 
     With an unbounded :math:`\alpha` a deep MAF can, on one unlucky batch, scale a variable by
     :math:`e^{20}`; the next gradient is then huge and training turns NaN (five lab-sheet layers do so
-    in half of all initialisations, ``bench/two_moons.md``). The bound caps one layer's stretch at
-    :math:`e^{\pm b}` and is nearly the identity for :math:`|\alpha| \ll b`.
+    in half of all initialisations, ``bench/two_moons.md``). The bound
+    (:func:`flowlab.transformers.bound_log_scale`) caps one layer's stretch at :math:`e^{\pm b}` and is
+    nearly the identity for :math:`|\alpha| \ll b`.  :func:`build_maf` puts the bound in the
+    transformer instead; this layer is for a ``shift_and_log_scale_fn``.
 
     >>> import flowlab, tensorflow as tf
     >>> made = BoundedMADE(2, bound=2.0)
@@ -58,42 +66,63 @@ class BoundedMADE(tf.keras.layers.Layer):
 
     def call(self, x: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
         shift, log_scale = tf.unstack(self.network(x), axis=-1)
-        return shift, self.bound * tf.tanh(log_scale / self.bound)
+        return shift, bound_log_scale(log_scale, self.bound)
+
+
+class MADETransformer(tf.Module):
+    """``bijector_fn`` of a ``tfb.MaskedAutoregressiveFlow``: a MADE network's outputs -> the transformer's bijector.
+
+    A ``tf.Module`` holding the Keras MADE network (``params_per_dim`` outputs per variable), so the
+    flow's ``trainable_variables`` find its weights.
+    """
+
+    def __init__(self, dims: int, transformer: Transformer, hidden_units: Sequence[int] = (128, 128),
+                 activation: str = "relu", name: str | None = None) -> None:
+        super().__init__(name=name)
+        if not (callable(transformer) and isinstance(getattr(transformer, "params_per_dim", None), int)):
+            raise TypeError("the transformer must be a flowlab.transformers.Transformer, "
+                            f"got {type(transformer).__name__}")
+        self.transformer = transformer
+        self.network = tfb.AutoregressiveNetwork(
+            params=transformer.params_per_dim, event_shape=[dims], hidden_units=list(hidden_units),
+            activation=activation
+        )
+
+    def __call__(self, x: tf.Tensor, **kwargs) -> tfb.Bijector:
+        return self.transformer(self.network(x))
+
+
+def autoregressive_layer(
+    dims: int, transformer: Transformer, hidden_units: Sequence[int] = (128, 128), activation: str = "relu",
+) -> tfb.MaskedAutoregressiveFlow:
+    """One ``tfb.MaskedAutoregressiveFlow`` moving variable ``i`` by ``transformer`` with parameters from ``x_<i``."""
+    return tfb.MaskedAutoregressiveFlow(bijector_fn=MADETransformer(dims, transformer, hidden_units, activation))
 
 
 def made_layer(
     dims: int, hidden_units: Sequence[int] = (128, 128), activation: str = "relu",
     log_scale_bound: float | None = None,
 ) -> tfb.Bijector:
-    """One ``tfb.MaskedAutoregressiveFlow`` whose MADE conditioner is a Keras layer.
+    """One affine MAF layer: :func:`autoregressive_layer` with an :class:`~flowlab.transformers.AffineTransformer`.
 
-    ``log_scale_bound``: ``None`` for the lab sheet's unbounded log-scale, else the soft bound of
-    :class:`BoundedMADE`.
+    ``log_scale_bound``: ``None`` for the lab sheet's unbounded log-scale, else the soft bound.
+    The bijector is the one TFP builds from ``shift_and_log_scale_fn=tfb.AutoregressiveNetwork(params=2)``.
     """
-    if log_scale_bound is not None:
-        return tfb.MaskedAutoregressiveFlow(
-            shift_and_log_scale_fn=BoundedMADE(dims, hidden_units, activation, bound=log_scale_bound))
-    network = tfb.AutoregressiveNetwork(
-        params=2, event_shape=[dims], hidden_units=list(hidden_units), activation=activation
-    )
-    return tfb.MaskedAutoregressiveFlow(shift_and_log_scale_fn=network)
+    return autoregressive_layer(dims, AffineTransformer(log_scale_bound), hidden_units, activation)
 
 
-def _autoregressive_flow(
-    dims: int, n_layers: int, hidden_units: Sequence[int], activation: str, invert: bool,
-    log_scale_bound: float | None = None,
+def build_autoregressive(
+    dims: int, transformer: Transformer, n_layers: int = 3, hidden_units: Sequence[int] = (128, 128),
+    activation: str = "relu", invert: bool = False, name: str = "MAF",
 ) -> tfd.TransformedDistribution:
-    name = "IAF" if invert else "MAF"
-    check_dims(dims, 2, "an inverse autoregressive flow" if invert else "a masked autoregressive flow")
-    if n_layers < 1:
-        raise ValueError(f"n_layers must be at least 1, got {n_layers}")
-    bijectors: list[tfb.Bijector] = []
-    for _ in range(n_layers):
-        layer = made_layer(dims, hidden_units, activation, log_scale_bound)
-        bijectors += [tfb.Invert(layer) if invert else layer, reverse_permutation(dims)]
-    # tfb.Chain applies its list right to left: reverse it so the first layer built acts first on z.
-    chain = tfb.Chain(list(reversed(bijectors)))
-    return built(tfd.TransformedDistribution(standard_normal(dims), chain, name=name))
+    """``n_layers`` autoregressive layers with ``transformer``, each followed by a reversal (``invert``: IAF)."""
+    check_dims(dims, 2, "an inverse autoregressive flow" if invert else "an autoregressive flow")
+
+    def layer(i: int) -> tfb.Bijector:
+        made = autoregressive_layer(dims, transformer, hidden_units, activation)
+        return tfb.Invert(made) if invert else made
+
+    return stack(layer, n_layers, dims, name)
 
 
 def build_maf(
@@ -102,15 +131,16 @@ def build_maf(
 ) -> tfd.TransformedDistribution:
     """A MAF over ``dims``-vectors: ``n_layers`` MADE layers, each followed by a reversal.
 
-    ``log_scale_bound`` softly bounds each layer's log-scale (:class:`BoundedMADE`); ``None`` (the
-    lab sheet's MAF) leaves it free.
+    ``log_scale_bound`` softly bounds each layer's log-scale; ``None`` (the lab sheet's MAF) leaves it free.
     """
-    return _autoregressive_flow(dims, n_layers, hidden_units, activation, invert=False,
-                                log_scale_bound=log_scale_bound)
+    check_dims(dims, 2, "a masked autoregressive flow")
+    return build_autoregressive(dims, AffineTransformer(log_scale_bound), n_layers, hidden_units, activation,
+                                name="MAF")
 
 
 def build_iaf(
     dims: int, n_layers: int = 3, hidden_units: Sequence[int] = (128, 128), activation: str = "relu"
 ) -> tfd.TransformedDistribution:
     """An IAF over ``dims``-vectors: the MAF's layers inverted (fast sampling, slow density)."""
-    return _autoregressive_flow(dims, n_layers, hidden_units, activation, invert=True)
+    return build_autoregressive(dims, AffineTransformer(None), n_layers, hidden_units, activation, invert=True,
+                                name="IAF")

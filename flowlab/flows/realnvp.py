@@ -1,4 +1,4 @@
-r"""RealNVP for vectors: affine coupling layers (Dinh et al. 2017) built on ``tfb.RealNVP``.
+r"""Coupling flows for vectors: RealNVP (affine coupling, Dinh et al. 2017) and any other transformer.
 
 Each layer leaves the first :math:`d` variables alone and transforms the rest with a shift and a
 log-scale computed from them:
@@ -6,27 +6,64 @@ log-scale computed from them:
 .. math:: y_{1:d} = x_{1:d}, \qquad y_{d+1:D} = x_{d+1:D} \exp(s(x_{1:d})) + t(x_{1:d})
 
 Both directions are one network pass, so density evaluation and sampling are fast.  Layers are
-separated by reversals so each half is transformed in turn.  The conditioner is a Keras layer
-(:class:`~flowlab.conditioners.MLPConditioner`): ``tfb.real_nvp_default_template`` uses legacy
-``tf.layers`` and fails inside Keras models on TensorFlow 2.16+.
+separated by reversals so each half is transformed in turn.  The layer is flowlab's
+:class:`~flowlab.bijectors.coupling.Coupling` with a mask and an affine transformer;
+:func:`build_coupling_flow` swaps the transformer (NICE's additive one, a spline, Flow++'s mixture
+CDF).  The conditioner is a Keras layer (:class:`~flowlab.conditioners.MLPConditioner`):
+``tfb.real_nvp_default_template`` uses legacy ``tf.layers`` and fails inside Keras models on
+TensorFlow 2.16+.
 
 Example::
 
     flow = build_realnvp(2, n_layers=6)
+    flow = build_coupling_flow(2, MixtureCDFTransformer(components=8), n_layers=6)
 """
 
 from __future__ import annotations
 
 from typing import Sequence
 
+import numpy as np
 import tensorflow_probability as tfp
 
+from flowlab.bijectors.coupling import Coupling
 from flowlab.conditioners.mlp import MLPConditioner
-from flowlab.flows.base import built, check_dims, reverse_permutation, standard_normal
+from flowlab.flows.base import check_dims, stack
+from flowlab.transformers import AffineTransformer, Transformer
 
-__all__ = ["build_realnvp"]
+__all__ = ["build_realnvp", "build_coupling_flow", "half_mask"]
 
 tfd, tfb = tfp.distributions, tfp.bijectors
+
+
+def half_mask(dims: int) -> np.ndarray:
+    """``[1, ..., 1, 0, ..., 0]``: the first ``dims // 2`` variables condition, the rest are transformed."""
+    return (np.arange(dims) < dims // 2).astype(np.float32)
+
+
+def build_coupling_flow(
+    dims: int,
+    transformer: Transformer,
+    n_layers: int = 6,
+    hidden_units: Sequence[int] = (128, 128),
+    activation: str = "relu",
+    name: str = "CouplingFlow",
+    between=None,
+    last: tfb.Bijector | None = None,
+) -> tfd.TransformedDistribution:
+    """``n_layers`` couplings with ``transformer`` over ``dims``-vectors, each followed by a reversal.
+
+    ``between`` and ``last``: see :func:`flowlab.flows.base.stack` (batch normalisation between
+    layers, a final scaling).
+    """
+    check_dims(dims, 2, "a coupling flow")
+    mask = half_mask(dims)
+
+    def layer(i: int) -> tfb.Bijector:
+        net = MLPConditioner(dims, hidden_units, activation, params_per_dim=transformer.params_per_dim)
+        return Coupling(mask, net, transformer, name=f"coupling{i}")
+
+    return stack(layer, n_layers, dims, name, between=between, last=last)
 
 
 def build_realnvp(
@@ -38,12 +75,5 @@ def build_realnvp(
 ) -> tfd.TransformedDistribution:
     """A RealNVP over ``dims``-vectors: ``n_layers`` affine couplings, each followed by a reversal."""
     check_dims(dims, 2, "RealNVP")
-    if n_layers < 1:
-        raise ValueError(f"n_layers must be at least 1, got {n_layers}")
-    num_masked = dims // 2
-    bijectors: list[tfb.Bijector] = []
-    for _ in range(n_layers):
-        conditioner = MLPConditioner(dims - num_masked, hidden_units, activation, log_scale_bound)
-        bijectors += [tfb.RealNVP(num_masked=num_masked, shift_and_log_scale_fn=conditioner), reverse_permutation(dims)]
-    flow = tfd.TransformedDistribution(standard_normal(dims), tfb.Chain(list(reversed(bijectors))), name="RealNVP")
-    return built(flow)
+    return build_coupling_flow(dims, AffineTransformer(log_scale_bound), n_layers, hidden_units, activation,
+                               name="RealNVP")
