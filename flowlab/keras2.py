@@ -36,6 +36,11 @@ def require_legacy_keras() -> None:
 
     Cheap when TensorFlow is not loaded yet (the usual case): the variable is set and TensorFlow
     reads it later. When TensorFlow is already loaded, ``tf.keras`` is resolved now to find out.
+
+    >>> import flowlab, tensorflow as tf
+    >>> require_legacy_keras()                           # after `import flowlab`: nothing to do
+    >>> tf.keras.Model.__module__.split(".")[0]
+    'tf_keras'
     """
     os.environ["TF_USE_LEGACY_KERAS"] = "1"
     if importlib.util.find_spec("tf_keras") is None:  # pragma: no cover - depends on the installation
@@ -66,6 +71,9 @@ def is_keras3_layer(obj: object) -> bool:
     )
 
 
+_LEAVES = (type(None), str, bytes, int, float, type, types.ModuleType)
+
+
 def find_keras3_layers(root: object, max_depth: int = 12) -> list[object]:
     """The Keras 3 layers reachable from ``root``: attributes, containers, closures and bound methods.
 
@@ -79,7 +87,7 @@ def find_keras3_layers(root: object, max_depth: int = 12) -> list[object]:
     stack: list[tuple[object, int]] = [(root, 0)]
     while stack:
         obj, depth = stack.pop()
-        if id(obj) in seen or depth > max_depth or obj is None or isinstance(obj, (str, bytes, int, float, type, types.ModuleType)):
+        if id(obj) in seen or depth > max_depth or isinstance(obj, _LEAVES):
             continue
         seen.add(id(obj))
         if is_keras3_layer(obj):

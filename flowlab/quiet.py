@@ -30,7 +30,12 @@ LOG_LEVEL = "3"
 
 @contextlib.contextmanager
 def silenced_stderr() -> Iterator[None]:
-    """Point file descriptor 2 at /dev/null for the block (C++ writers included)."""
+    """Point file descriptor 2 at /dev/null for the block (C++ writers included).
+
+    >>> import os
+    >>> with silenced_stderr():
+    ...     _ = os.write(2, b"a C++ log line nobody sees")
+    """
     try:
         saved = os.dup(2)
     except OSError:  # no descriptor 2 (a daemon): nothing to silence

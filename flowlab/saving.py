@@ -45,7 +45,8 @@ from typing import Any, Sequence
 
 import numpy as np
 
-__all__ = ["UnsupportedFormatError", "check_model_format", "is_hdf5", "is_hdf5_file", "load_hdf5_weights", "save_hdf5_weights"]
+__all__ = ["UnsupportedFormatError", "check_model_format", "is_hdf5", "is_hdf5_file", "load_hdf5_weights",
+           "save_hdf5_weights"]
 
 FORMAT = "flowlab-flow-weights"
 VERSION = 1

@@ -5,18 +5,11 @@ no labels.  :class:`DensityModel` trains, evaluates and saves without any (``mod
 ``model.evaluate(x)``); :func:`fit` wraps a distribution in one, checks the arguments and the data
 at the boundary, and stops with :class:`TrainingDiverged` when the loss turns NaN or explodes.
 
->>> import flowlab, numpy as np
->>> from flowlab.flows import build_maf
->>> flowlab.seed(0)
->>> x = np.random.default_rng(0).normal(size=(256, 2)).astype(np.float32)
->>> flow = build_maf(2, n_layers=1, hidden_units=(8,))
->>> model, history = fit(flow, x, epochs=2, verbose=0)
->>> model, history = fit(model, x, epochs=2, verbose=0)     # continues: same model, same Adam state
->>> int(model.optimizer.iterations)                         # 256 / 256 = 1 step an epoch, 4 epochs
-4
->>> nll = model.evaluate(x, verbose=0)                      # no labels: the mean NLL in nats
->>> bool(np.isclose(nll, -np.mean(flow.log_prob(x)), rtol=1e-5))
-True
+>>> import flowlab, tensorflow_probability as tfp
+>>> model = density_model(tfp.distributions.Normal(0.0, 1.0))
+>>> model.compile(optimizer="adam")                   # the loss defaults to the negative log-likelihood
+>>> print(f"{model.evaluate(np.zeros(4, np.float32), verbose=0):.4f}")   # -log N(0; 0, 1)
+0.9189
 """
 
 from __future__ import annotations
@@ -96,6 +89,10 @@ class DensityModel(tf.keras.Model):
     def call(self, x: tf.Tensor) -> tf.Tensor:
         return self.distribution.log_prob(x)
 
+    def compile(self, optimizer: Any = "rmsprop", loss: Any = None, **kwargs: Any) -> None:
+        """``tf.keras.Model.compile`` with :func:`negative_log_likelihood` as the default loss."""
+        super().compile(optimizer=optimizer, loss=negative_log_likelihood if loss is None else loss, **kwargs)
+
     # Keras's loss and metric containers skip everything when there is no target (``evaluate(x)``
     # then reports a loss of 0.0) and ``fit(x)`` refuses to start: give them a target of the
     # batch's length, which the loss and the metrics ignore.
@@ -120,7 +117,8 @@ class DensityModel(tf.keras.Model):
                      options: Any = None) -> Any:  # noqa: D102
         if saving.is_hdf5(filepath) or saving.is_hdf5_file(filepath):
             if by_name or skip_mismatch:
-                raise ValueError("by_name and skip_mismatch do not apply to a flow's weights: they are matched in order")
+                raise ValueError("by_name and skip_mismatch do not apply to a flow's weights: they are matched "
+                                 "in order")
             saving.load_hdf5_weights(self.weights, filepath)
             return None
         return super().load_weights(filepath, skip_mismatch=skip_mismatch, by_name=by_name, options=options)
@@ -161,6 +159,16 @@ class StopOnNaN(tf.keras.callbacks.Callback):
     Keras's own ``TerminateOnNaN`` stops quietly; a student then plots a NaN curve and wonders.
     A loss that runs away without reaching infinity (``explosion_factor`` times the first batch's,
     beyond one nat) is the same failure caught a few steps earlier, and gets the same message.
+
+    >>> import flowlab, numpy as np, tensorflow as tf, tensorflow_probability as tfp
+    >>> log_scale = tf.Variable([0.0])
+    >>> flow = tfp.distributions.TransformedDistribution(
+    ...     tfp.distributions.MultivariateNormalDiag(loc=[0.0]), tfp.bijectors.Scale(log_scale=log_scale))
+    >>> x = np.random.default_rng(0).normal(scale=0.5, size=(256, 1)).astype(np.float32)
+    >>> fit(flow, x, epochs=2, batch_size=64, learning_rate=10.0, verbose=0)   # Adam steps log_scale by -10
+    Traceback (most recent call last):
+    ...
+    flowlab.training.TrainingDiverged: the training loss became ... (1000 times its first value ...) at epoch 1, ...
     """
 
     def __init__(self, explosion_factor: float = EXPLOSION_FACTOR) -> None:
@@ -364,6 +372,23 @@ def fit(
         ValueError / TypeError: data of the wrong shape, type or with NaN; a flow built outside
             the strategy's scope; a Keras 3 layer in the flow (:mod:`flowlab.keras2`).
         TrainingDiverged: the loss became NaN or infinite, or exploded (:class:`StopOnNaN`).
+
+    >>> import flowlab, numpy as np
+    >>> from flowlab.flows import build_maf
+    >>> flowlab.seed(0)
+    >>> x = np.random.default_rng(0).normal(size=(256, 2)).astype(np.float32)
+    >>> flow = build_maf(2, n_layers=1, hidden_units=(8,))
+    >>> model, history = fit(flow, x, epochs=2, verbose=0)
+    >>> model, history = fit(model, x, epochs=2, verbose=0)     # continues: same model, same Adam state
+    >>> int(model.optimizer.iterations)                         # one step of 256 an epoch, 4 epochs
+    4
+    >>> nll = model.evaluate(x, verbose=0)                      # no labels: the mean NLL in nats
+    >>> bool(np.isclose(nll, -np.mean(flow.log_prob(x)), rtol=1e-5))
+    True
+    >>> fit(flow, x, epochs=2.5)
+    Traceback (most recent call last):
+    ...
+    flowlab.validation.ArgumentError: epochs must be a positive integer, got 2.5 (float)
 
     Reference: Papamakarios et al., "Normalizing Flows for Probabilistic Modeling and Inference",
     JMLR 2021, section 2.3.1 (fitting a flow by maximum likelihood).

@@ -1,4 +1,4 @@
-"""fit under MultiWorkerMirroredStrategy: two worker processes on localhost end with identical weights (issue 15, item 7).
+"""fit under MultiWorkerMirroredStrategy: two workers on localhost end with identical weights (issue 15, item 7).
 
 Each worker is what a user runs on each machine of a cluster: the same script, with ``TF_CONFIG``
 naming every worker and this one's index. Here both run on this machine, on loopback ports.

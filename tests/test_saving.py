@@ -43,7 +43,8 @@ FORMATS = {
     "tf checkpoint": (lambda m, p: m.save_weights(str(p / "ckpt")), lambda m, p: m.load_weights(str(p / "ckpt"))),
     "tf.train.Checkpoint": (_save_checkpoint, _load_checkpoint),
     "h5": (lambda m, p: m.save_weights(p / "w.h5"), lambda m, p: m.load_weights(p / "w.h5")),
-    "weights.h5": (lambda m, p: m.save_weights(str(p / "w.weights.h5")), lambda m, p: m.load_weights(str(p / "w.weights.h5"))),
+    "weights.h5": (lambda m, p: m.save_weights(str(p / "w.weights.h5")),
+                   lambda m, p: m.load_weights(str(p / "w.weights.h5"))),
     "save_format=h5": (lambda m, p: m.save_weights(str(p / "w"), save_format="h5"),
                        lambda m, p: m.load_weights(str(p / "w"))),
 }

@@ -333,7 +333,8 @@ def test_a_loss_that_explodes_without_reaching_nan_stops_with_the_same_message()
     log_scale = tf.Variable([0.0, 0.0])
     flow = tfd.TransformedDistribution(tfd.MultivariateNormalDiag(loc=[0.0, 0.0]), tfb.Scale(log_scale=log_scale))
     x = _gaussian_data(256, scale=0.5)
-    with pytest.raises(TrainingDiverged, match=r"loss became .*times its first value.* at epoch 1, batch 2.*learning rate"):
+    with pytest.raises(TrainingDiverged,
+                       match=r"loss became .*times its first value.* at epoch 1, batch 2.*learning rate"):
         fit(flow, x, epochs=3, batch_size=64, learning_rate=10.0, verbose=0)
 
 
