@@ -48,7 +48,7 @@ from flowlab.bijectors.squeeze import Squeeze
 from flowlab.conditioners.resnet import ResNetConditioner
 from flowlab.flows.multiscale import MultiScale, _shape
 
-__all__ = ["glow_step", "build_glow", "conv_weights"]
+__all__ = ["glow_step", "build_glow", "flowpp_coupling", "conv_weights"]
 
 tfd, tfb = tfp.distributions, tfp.bijectors
 
@@ -63,7 +63,8 @@ def glow_step(shape: Sequence[int], filters: int = 32, blocks: int = 1, log_scal
     """One Glow step on events of ``shape = (H, W, C)``, in data order: ActNorm, 1×1 conv, coupling.
 
     ``conv1x1(channels, name)`` makes the convolution (default :class:`InvertibleConv1x1`, LU);
-    ``coupling(mask, conditioner, name)`` the coupling (default :class:`AffineCoupling` with
+    ``coupling(mask, name)`` the coupling with its own conditioner (default an :class:`AffineCoupling`
+    with a :class:`ResNetConditioner` of ``filters`` and ``blocks``, log-scales bounded by
     ``log_scale_bound``).  The coupling copies the first half of the channels and transforms the
     second: the convolution before it decides what the halves hold.
     """
@@ -71,11 +72,35 @@ def glow_step(shape: Sequence[int], filters: int = 32, blocks: int = 1, log_scal
     if c < 2:
         raise ValueError(f"a Glow step needs at least 2 channels to split, got shape {(h, w, c)}: squeeze first")
     conv1x1 = conv1x1 or _default_conv
-    net = ResNetConditioner(c, filters=filters, blocks=blocks, name=f"{name}_resnet")
     mask = channel_mask(h, w, c, half=0)
-    layer = (coupling(mask, net, f"{name}_coupling") if coupling is not None
-             else AffineCoupling(mask, net, log_scale_bound=log_scale_bound, name=f"{name}_coupling"))
+    if coupling is not None:
+        layer = coupling(mask, f"{name}_coupling")
+    else:
+        net = ResNetConditioner(c, filters=filters, blocks=blocks, name=f"{name}_resnet")
+        layer = AffineCoupling(mask, net, log_scale_bound=log_scale_bound, name=f"{name}_coupling")
     return [ActNorm(c, name=f"{name}_actnorm"), conv1x1(c, f"{name}_conv1x1"), layer]
+
+
+def flowpp_coupling(components: int = 4, filters: int = 32, blocks: int = 1) -> Callable[[Any, str], tfb.Bijector]:
+    r"""Flow++'s coupling for :func:`glow_step` / :func:`build_glow`: ``coupling=flowpp_coupling(4)``.
+
+    Each transformed variable goes through the CDF of a ``components``-logistic mixture, the inverse
+    sigmoid and an affine map (:class:`flowlab.transformers.MixtureCDFTransformer`, :math:`3K + 2`
+    parameters per variable from a :class:`ResNetConditioner`); data to latent is closed form, sampling
+    inverts the mixture CDF by bisection (slower than an affine coupling's).  Flow++ also uses
+    self-attention in its conditioners; this one is the same ResNet as the affine coupling's.
+    """
+    from flowlab.bijectors.coupling import Coupling  # the structure x transformer coupling
+    from flowlab.transformers import MixtureCDFTransformer
+
+    def make(mask: Any, name: str) -> tfb.Bijector:
+        transformer = MixtureCDFTransformer(components)
+        channels = int(np.shape(mask)[-1])
+        net = ResNetConditioner(channels, filters=filters, blocks=blocks, params_per_dim=transformer.params_per_dim,
+                                name=f"{name}_resnet")
+        return Coupling(mask, net, transformer, name=name)
+
+    return make
 
 
 def build_glow(
@@ -99,7 +124,8 @@ def build_glow(
       steps, final_steps: Glow steps per level and on the coarsest variables.
       filters, blocks: each coupling's :class:`ResNetConditioner`.
       alpha: the logit's boundary margin.
-      conv1x1, coupling: factories passed to :func:`glow_step` (e.g. your own 1×1 convolution).
+      conv1x1, coupling: factories passed to :func:`glow_step` (e.g. your own 1×1 convolution, or
+        :func:`flowpp_coupling` for Flow++'s mixture-of-logistics couplings).
       logit: the first bijector (data to logit space); default ``Logit(alpha)``.
 
     Returns a ``tfd.TransformedDistribution`` whose ``log_prob`` counts every log-det, as
