@@ -124,6 +124,25 @@ class DensityModel(tf.keras.Model):
         return super().load_weights(filepath, skip_mismatch=skip_mismatch, by_name=by_name, options=options)
 
 
+class ConditionalDensityModel(DensityModel):
+    """A Keras model whose input is ``(x, context)`` and output ``flow.log_prob(x, context)``.
+
+    For a :class:`flowlab.flows.conditional.ConditionalFlow`; :func:`fit` makes one when given
+    ``context=``. Trains, evaluates and saves like :class:`DensityModel`.
+    """
+
+    def __init__(self, flow: Any, **kwargs: Any) -> None:
+        reject_keras3_layers(flow, "the conditional flow")
+        kwargs.setdefault("dtype", flow.dtype)
+        tf.keras.Model.__init__(self, **kwargs)  # noqa: PLE1003 - DensityModel.__init__ wants a distribution
+        self.flow = flow
+        self.distribution = flow.distribution
+
+    def call(self, inputs: Any) -> tf.Tensor:
+        x, context = inputs
+        return self.flow.log_prob(x, context)
+
+
 def _with_target(data: Any) -> Any:
     x, y, sample_weight = tf.keras.utils.unpack_x_y_sample_weight(data)
     if y is None:
@@ -346,6 +365,7 @@ def fit(
     verbose: Any = "auto",
     shuffle: bool = True,
     strategy: tf.distribute.Strategy | None = None,
+    context: Any = None,
     **fit_kwargs: Any,
 ) -> tuple[tf.keras.Model, tf.keras.callbacks.History]:
     """Train ``flow`` by maximum likelihood on ``x`` with ``model.fit``; return ``(model, history)``.
@@ -364,6 +384,9 @@ def fit(
         validation_data: validation points, as ``x``; ``validation_split``: or the last fraction of ``x``.
         callbacks, metrics (e.g. ``[BitsPerDim(784)]``), verbose, shuffle, and any other
             ``model.fit`` argument (``initial_epoch``, ``steps_per_epoch``, ...): passed on.
+        context: for a conditional flow (:mod:`flowlab.flows.conditional`), the context of each
+            point, shape ``(n, context_dims)``; ``validation_data`` is then ``(x_val, context_val)``
+            and a dataset yields ``(x, context)`` pairs.
         strategy: a ``tf.distribute`` strategy (``MirroredStrategy``, ``MultiWorkerMirroredStrategy``)
             whose ``scope()`` the flow was built in; ``batch_size`` is then the global batch.
 
@@ -416,9 +439,20 @@ def fit(
             raise TypeError(f"callbacks must be tf.keras callbacks, got {type(callback).__module__}."
                             f"{type(callback).__name__} (Keras 3 callbacks come from `import keras`; use tf.keras)")
 
+    from flowlab.flows.conditional import ConditionalFlow
+
+    conditional = isinstance(flow, (ConditionalFlow, ConditionalDensityModel))
+    if conditional and context is None and not isinstance(x, tf.data.Dataset):
+        raise ValueError("a conditional flow learns p(x | context): pass the context of each point, "
+                         "fit(flow, x, context=c, ...)")
+    if not conditional and context is not None:
+        raise ValueError(f"context= is for conditional flows (flowlab.flows.conditional); this is "
+                         f"{type(flow).__name__}, a density p(x)")
     scope = strategy.scope() if strategy is not None else nullcontext()
     with scope:
-        if isinstance(flow, tf.keras.Model):
+        if isinstance(flow, ConditionalFlow):
+            model = ConditionalDensityModel(flow)
+        elif isinstance(flow, tf.keras.Model):
             model = flow
             reject_keras3_layers(model, "the model")
         elif isinstance(flow, tfd.Distribution):
@@ -433,8 +467,18 @@ def fit(
 
     dtype = model.distribution.dtype if isinstance(model, DensityModel) else tf.float32
     needs_labels = not isinstance(model, DensityModel)
-    inputs, labels = _prepare(x, event_shape, "the training data", dtype, needs_labels)
-    if validation_data is not None:
+    if conditional:
+        inputs, labels = _prepare_conditional(x, context, model, "the training data")
+        if validation_data is not None:
+            if isinstance(validation_data, tf.data.Dataset):
+                validation_data = _prepare_conditional(validation_data, None, model, "the validation data")[0]
+            elif isinstance(validation_data, tuple) and len(validation_data) == 2:
+                validation_data = (_prepare_conditional(*validation_data, model, "the validation data")[0],)
+            else:
+                raise ValueError("for a conditional flow, validation_data is a pair (x_val, context_val)")
+    else:
+        inputs, labels = _prepare(x, event_shape, "the training data", dtype, needs_labels)
+    if validation_data is not None and not conditional:
         val_x, val_y = _prepare(validation_data, event_shape, "the validation data", dtype, needs_labels)
         validation_data = val_x if val_y is None and isinstance(val_x, tf.data.Dataset) else (val_x, val_y)
     is_dataset = isinstance(inputs, tf.data.Dataset)
@@ -451,6 +495,23 @@ def fit(
         **fit_kwargs,
     )
     return model, history
+
+
+def _prepare_conditional(x: Any, context: Any, model: ConditionalDensityModel, what: str) -> tuple[Any, None]:
+    """``[x, context]`` arrays of one length, or a dataset of ``(x, context)`` as Keras's one input."""
+    flow = model.flow
+    if isinstance(x, tf.data.Dataset):
+        if context is not None:
+            raise ValueError(f"{what} is a dataset: let it yield (x, context) pairs instead of passing context=")
+        if not (isinstance(x.element_spec, tuple) and len(x.element_spec) == 2):
+            raise ValueError(f"{what}: a dataset for a conditional flow yields (x, context) pairs")
+        return x.map(lambda xb, cb: ((xb, cb),)), None
+    dtype = flow.dtype
+    points = _check_data(x, tuple(int(d) for d in flow.event_shape), what, dtype)
+    contexts = _check_data(context, (flow.context_dims,), f"the context of {what}", dtype)
+    if len(points) != len(contexts):
+        raise ValueError(f"{what} has {len(points)} points but {len(contexts)} contexts: one context per point")
+    return [points, contexts], None
 
 
 def _compile(model: tf.keras.Model, learning_rate: Any, global_clipnorm: float | None, metrics: Any) -> None:
