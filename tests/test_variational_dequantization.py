@@ -139,3 +139,15 @@ def test_bits_per_dim_of_a_bound_and_bad_inputs():
         q.sample_and_log_prob(tf.zeros([2, 5, 5, 1]))
     with pytest.raises(TypeError, match="bound must be callable"):
         DequantizedDensityModel(_one_pixel_model(), None, bound=3)
+
+
+def test_logit_with_validate_args_names_inputs_outside_the_unit_interval():
+    from flowlab.bijectors.dequantize import Logit
+
+    checked = Logit(0.05, validate_args=True)
+    with pytest.raises(tf.errors.InvalidArgumentError, match=r"inputs must lie in \[0, 1\].*above 1"):
+        checked.forward(1.7)
+    with pytest.raises(tf.errors.InvalidArgumentError, match="negative value"):
+        checked.forward_log_det_jacobian(-0.2, event_ndims=0)
+    np.testing.assert_allclose(float(checked.forward(0.5)), 0.0, atol=1e-6)
+    np.testing.assert_allclose(float(checked.forward(1.0)), float(Logit(0.05).forward(1.0)), rtol=1e-6)
