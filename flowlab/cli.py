@@ -194,12 +194,9 @@ def build_parser() -> argparse.ArgumentParser:
     gradescope.set_defaults(func=_cmd_gradescope)
 
     grade = sub.add_parser("grade", help="grade lab submissions against their solutions")
-    try:
-        from flowlab import grading
-    except ImportError:  # pragma: no cover - only while the grader is being written
-        grading = None
-    if grading is not None and hasattr(grading, "add_arguments"):
-        grading.add_arguments(grade)
+    from flowlab.grading.command import add_arguments
+
+    add_arguments(grade)
     grade.set_defaults(func=_cmd_grade)
 
     gradebook = sub.add_parser("gradebook", help="work with graded batches (merge the shards of a class)")
@@ -211,7 +208,19 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _skip_slow_optional_imports() -> None:
+    """Keep ``jsonschema`` (imported by ``nbformat``) from loading ``rfc3987_syntax``.
+
+    That optional IRI format checker compiles a Lark grammar at import: about 1.5 s on an idle
+    2-core machine (5.9 s under load, ``bench/import_time.md``), more than the rest of every
+    command's start-up together.  No notebook schema uses the IRI formats, so nothing is lost;
+    ``jsonschema`` treats the module as absent.
+    """
+    sys.modules.setdefault("rfc3987_syntax", None)  # type: ignore[assignment]
+
+
 def main(argv: list[str] | None = None) -> int:
+    _skip_slow_optional_imports()
     args = build_parser().parse_args(argv)
     return int(args.func(args) or 0)
 
