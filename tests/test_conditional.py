@@ -36,9 +36,9 @@ def test_a_conditional_maf_learns_the_simulator_and_samples_at_a_context():
     assert model.evaluate([x_test, theta_test], verbose=0) == pytest.approx(nll, rel=1e-4)
 
 
-def test_a_conditional_spline_flow_trains_from_a_dataset_of_pairs():
+def test_a_conditional_flow_trains_from_a_dataset_of_pairs():
     x, theta = _data(512, 2)
-    flow = build_conditional_nsf(2, context_dims=1, n_layers=1, bins=4, hidden_units=(16,))
+    flow = build_conditional_maf(2, context_dims=1, n_layers=1, hidden_units=(16,))
     before = -float(tf.reduce_mean(flow.log_prob(x, theta)))
     dataset = tf.data.Dataset.from_tensor_slices((x, theta)).batch(128)
     fit(flow, dataset, epochs=3, learning_rate=1e-2, verbose=0)

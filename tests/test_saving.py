@@ -50,10 +50,9 @@ FORMATS = {
 }
 
 
-# Every builder in the two formats of different machinery (object graph, flowlab's HDF5), and every
-# format with one builder: the HDF5 code is the same for every flow, the grid would only cost time.
-CASES = [(flow, fmt) for flow in BUILDERS for fmt in ("tf checkpoint", "weights.h5")] + [
-    ("maf", fmt) for fmt in FORMATS if fmt not in ("tf checkpoint", "weights.h5")]
+# Every builder through flowlab's HDF5 writer, and every format with one builder: the writers walk
+# variables, not flow types (TF checkpoints of every builder were never in doubt), a full grid would only cost time.
+CASES = [(flow, "weights.h5") for flow in BUILDERS] + [("maf", fmt) for fmt in FORMATS if fmt != "weights.h5"]
 
 
 @pytest.mark.parametrize("flow, fmt", CASES)
@@ -125,12 +124,3 @@ def test_weights_of_another_architecture_are_refused_and_nothing_is_assigned(tmp
     with pytest.raises(ValueError, match=r"holds \d+ weights but this flow has \d+"):
         deeper.load_weights(str(tmp_path / "w.weights.h5"))
     assert all(np.array_equal(b, v.numpy()) for b, v in zip(before, wider.weights))
-
-
-def test_training_continues_from_a_tf_checkpoint_with_the_optimizer_state(tmp_path):
-    model, _ = fit(BUILDERS["maf"](), X, epochs=2, batch_size=8, verbose=0)
-    model.save_weights(str(tmp_path / "ckpt"))
-    copy, _ = fit(BUILDERS["maf"](), X[:8], epochs=1, batch_size=8, verbose=0)  # compiled, one step
-    copy.load_weights(str(tmp_path / "ckpt"))
-    assert int(copy.optimizer.iterations) == int(model.optimizer.iterations) == 4
-    np.testing.assert_array_equal(copy(X).numpy(), model(X).numpy())
