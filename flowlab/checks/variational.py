@@ -52,7 +52,7 @@ def planar_transform(planar: Any) -> None:
         w, u_hat, b = rng.normal(0, 1, 2), rng.normal(0, 1, 2), float(rng.normal())
         u_hat = u_hat + max(0.0, -0.5 - w @ u_hat) * w / (w @ w)  # an invertible flow: w·û >= -0.5
         with student_code("planar(z, w, u_hat, b)"):
-            with tf.GradientTape() as tape:
+            with tf.GradientTape(persistent=True) as tape:
                 tape.watch(z)
                 y, log_det = _pair(planar(z, tf.constant(w), tf.constant(u_hat), tf.constant(b, tf.float64)),
                                    "planar(z, w, u_hat, b)")
@@ -181,7 +181,7 @@ def sylvester_log_det(fn: Any) -> None:
         q = flow.q()
         r, r_tilde, b = flow.triangular()
         z = tf.constant(rng.normal(0, 1.5, (5, 3)))
-        with tf.GradientTape() as tape:
+        with tf.GradientTape(persistent=True) as tape:
             tape.watch(z)
             y = flow.forward(z)
         autodiff = np.linalg.slogdet(tape.batch_jacobian(y, z, experimental_use_pfor=False).numpy())[1]
