@@ -17,15 +17,16 @@ default) the free parameter :math:`u` is mapped onto that set,
     \hat u = u + \big(m(w^\top u) - w^\top u\big)\frac{w}{\lVert w\rVert^2},
     \qquad m(x) = -1 + \operatorname{softplus}(x),
 
-so that :math:`w^\top\hat u = m(w^\top u) > -1` (we floor the softplus at 1e-4, which float32 needs) whatever :math:`u` and :math:`w` are; with
-``constrain=False`` :math:`\hat u = u` is used as given (and ``validate_args`` checks the condition).
+so that :math:`w^\top\hat u = m(w^\top u) > -1` whatever :math:`u` and :math:`w` are (we floor the
+softplus at 1e-4, which float32 needs); with ``constrain=False`` :math:`\hat u = u` is used as given
+(and ``validate_args`` checks the condition).
 
 The inverse has no closed form.  Writing :math:`y = f(z)` and :math:`\alpha = w^\top z`,
 :math:`w^\top y = \alpha + w^\top\hat u\,h(\alpha + b)`: one monotone scalar equation, whose root lies
 within :math:`\lvert w^\top\hat u\rvert` of :math:`w^\top y` (as :math:`\lvert h\rvert \le 1`).
 :func:`solve_monotone` brackets it there and runs Newton's method, falling back on bisection
-whenever a step leaves the bracket, until a step changes it by less than 8 machine epsilons (relative; float32: ~1e-6); then
-:math:`z = y - \hat u\,h(\alpha + b)`.
+whenever a step leaves the bracket, until a step changes it by less than 8 machine epsilons
+(relative; float32: ~1e-6); then :math:`z = y - \hat u\,h(\alpha + b)`.
 
 Parameters are tensors of shape ``(..., D)``, ``(..., D)`` and ``(...)``: ``tf.Variable`` s for a
 flow fitted to one target, or an encoder's outputs (one flow per data point, *amortised*), which
