@@ -19,7 +19,8 @@ from flowlab.bijectors.autoregressive_cdf import (
     build_autoregressive_mixture_cdf,
 )
 from flowlab.bijectors.conv1x1 import InvertibleConv1x1
-from flowlab.bijectors.coupling import AdditiveCoupling, AffineCoupling
+from flowlab.bijectors.coupling import AdditiveCoupling, AffineCoupling, Coupling
+from flowlab.bijectors.logit_mixture_cdf import LogitMixtureCDF
 from flowlab.bijectors.dequantize import Logit, dequantized_dataset, uniform_dequantize
 from flowlab.bijectors.masks import alternating_mask, channel_mask, checkerboard
 from flowlab.bijectors.mixture_cdf import MixtureCDF
@@ -33,9 +34,11 @@ __all__ = [
     "ActNorm",
     "AdditiveCoupling",
     "AffineCoupling",
+    "Coupling",
     "AutoregressiveMixtureCDF",
     "InvertibleConv1x1",
     "Logit",
+    "LogitMixtureCDF",
     "MADEMixtureConditioner",
     "MixtureCDF",
     "MixtureConditioner2D",

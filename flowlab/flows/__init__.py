@@ -1,6 +1,7 @@
 """Flow builders: each returns a ``tfd.TransformedDistribution``, ready for ``model.fit``."""
 
 from flowlab.flows.base import stack
+from flowlab.flows.conditional import ConditionalFlow, build_conditional_maf, build_conditional_nsf
 from flowlab.flows.ffjord import build_ffjord
 from flowlab.flows.glow import build_glow
 from flowlab.flows.maf import autoregressive_layer, build_autoregressive, build_iaf, build_maf, made_layer
@@ -11,6 +12,9 @@ from flowlab.flows.partitions import build_bad_partition_flow, build_good_partit
 from flowlab.flows.realnvp import build_coupling_flow, build_realnvp
 
 __all__ = [
+    "ConditionalFlow",
+    "build_conditional_maf",
+    "build_conditional_nsf",
     "build_maf",
     "build_iaf",
     "build_realnvp",
