@@ -148,6 +148,10 @@ class ReverseKL(tf.keras.Model):
         return tf.minimum(1.0, 0.01 + t / float(self.annealing_steps))
 
     def call(self, x: tf.Tensor) -> tf.Tensor:
+        return self._estimate(x)
+
+    @tf.autograph.experimental.do_not_convert  # see FlowVAE._free_energy
+    def _estimate(self, x: tf.Tensor) -> tf.Tensor:
         beta = self._beta()
         target = self.target_log_prob if not self.annealing_steps else (lambda z: beta * self.target_log_prob(z))
         loss = tf.convert_to_tensor(self.estimator(self.q, target, self.n_samples))
@@ -335,6 +339,12 @@ class FlowVAE(tf.keras.Model):
         return tfd.Independent(tfd.Normal(mean, tf.math.softplus(raw_scale) + 1e-3), 1)
 
     def call(self, x: tf.Tensor) -> tf.Tensor:
+        return self._free_energy(x)
+
+    # Plain Python control flow over a list of flows: autograph has nothing to convert, and converting
+    # the bijectors' methods recursively has been seen to mis-bind `self` (a TypeError at trace time).
+    @tf.autograph.experimental.do_not_convert
+    def _free_energy(self, x: tf.Tensor) -> tf.Tensor:
         out = self.encoder(x)
         d = self.latent_dim
         mu, raw_sigma, params = out[..., :d], out[..., d:2 * d], out[..., 2 * d:]
