@@ -3,9 +3,10 @@
 Runs the code cells of ``solutions/07_image_flows.ipynb`` that build and train the Glow (uniform
 dequantization) and the variationally dequantized Glow, in fast mode, with ``flowlab.seed(SEED)``
 for each seed, and prints the test bits/dim the trained-model checks compare with their thresholds
-(``GLOW_BPD_THRESHOLD``, ``VARIATIONAL_BPD_THRESHOLD`` in ``flowlab/checks/image_flows.py``).
+(``GLOW_BPD_THRESHOLD``, ``VARIATIONAL_BPD_THRESHOLD`` in ``flowlab/checks/image_flows.py``), and each
+model's epochs (fixed by the notebook's ``EPOCHS``) and the CPU seconds its training batches used.
 
-    FLOWLAB_FAST=1 nice -n 10 .venv/bin/python bench/check_margins_image_flows.py --seeds 0 1 2
+    FLOWLAB_FAST=1 nice -n 5 .venv/bin/python bench/check_margins_image_flows.py --seeds 0 1 2
 """
 
 from __future__ import annotations
@@ -42,7 +43,10 @@ def run(seed: int, notebook: str) -> dict:
             source = source.replace("flowlab.seed(0)", f"flowlab.seed({seed})")
         exec(compile(source, f"<{cid}>", "exec"), namespace)  # noqa: S102 - the lab's own solution cells
     results = dict(namespace["results"])
+    curves = namespace["curves"]
     return {"seed": seed, "untrained": namespace["untrained"], "trained": results,
+            "epochs": {name: len(curve) for name, curve in curves.items()},
+            "cpu_seconds": {name: round(float(curve[-1, 0]), 2) for name, curve in curves.items()},
             "variational_as_checked": namespace["checked_variational"],
             "seconds": round(time.perf_counter() - start, 1)}
 
