@@ -10,26 +10,9 @@ from flowlab.checks import beyond_affine as check
 from flowlab.datasets import load_two_moons
 from flowlab.transformers import bound_log_scale
 
+from check_verdicts import fails, passes
+
 tfd, tfb = tfp.distributions, tfp.bijectors
-
-
-def _verdict(capsys, fn, *args):
-    fn(*args)
-    out = capsys.readouterr().out.strip()
-    assert out.count("\n") == 0, out
-    return out
-
-
-def _passes(capsys, fn, *args):
-    out = _verdict(capsys, fn, *args)
-    assert out.startswith("✔"), out
-
-
-def _fails(capsys, fn, *args, hint):
-    out = _verdict(capsys, fn, *args)
-    assert out.startswith("✘"), out
-    assert "check itself failed" not in out, out
-    assert hint in out, out
 
 
 # --- additive coupling ------------------------------------------------------------------------------
@@ -61,34 +44,34 @@ def logdet_sum(x, mask, t):
 
 @pytest.mark.parametrize("answer", [(fwd_mult, inv_mult, logdet_zeros), (fwd_where, inv_where, logdet_sum)])
 def test_additive_coupling_right_answers(capsys, answer):
-    _passes(capsys, check.additive_coupling, *answer)
+    passes(capsys, check.additive_coupling, *answer)
 
 
 def test_additive_coupling_wrong_answers(capsys):
-    _fails(capsys, check.additive_coupling, ..., inv_mult, logdet_zeros, hint="placeholder")
+    fails(capsys, check.additive_coupling, ..., inv_mult, logdet_zeros, hint="placeholder")
     reads_all = lambda x, m, t: m * x + (1 - m) * (x + t(x))  # noqa: E731
-    _fails(capsys, check.additive_coupling, reads_all, inv_mult, logdet_zeros, hint="mask * x")
+    fails(capsys, check.additive_coupling, reads_all, inv_mult, logdet_zeros, hint="mask * x")
     shifts_all = lambda x, m, t: x + t(m * x)  # noqa: E731
-    _fails(capsys, check.additive_coupling, shifts_all, inv_mult, logdet_zeros, hint="where mask is 1")
+    fails(capsys, check.additive_coupling, shifts_all, inv_mult, logdet_zeros, hint="where mask is 1")
     adds_again = lambda z, m, t: m * z + (1 - m) * (z + t(m * z))  # noqa: E731
-    _fails(capsys, check.additive_coupling, fwd_mult, adds_again, logdet_zeros, hint="adds the shift again")
+    fails(capsys, check.additive_coupling, fwd_mult, adds_again, logdet_zeros, hint="adds the shift again")
     per_variable = lambda x, m, t: tf.zeros_like(x)  # noqa: E731
-    _fails(capsys, check.additive_coupling, fwd_mult, inv_mult, per_variable, hint="one number per")
+    fails(capsys, check.additive_coupling, fwd_mult, inv_mult, per_variable, hint="one number per")
     shift_sum = lambda x, m, t: tf.reduce_sum((1 - m) * t(m * x), axis=-1)  # noqa: E731
-    _fails(capsys, check.additive_coupling, fwd_mult, inv_mult, shift_sum, hint="ones on")
+    fails(capsys, check.additive_coupling, fwd_mult, inv_mult, shift_sum, hint="ones on")
     numpy_forward = lambda x, m, t: np.asarray(x) * 2  # noqa: E731
-    _fails(capsys, check.additive_coupling, numpy_forward, inv_mult, logdet_zeros, hint="additive_forward")
+    fails(capsys, check.additive_coupling, numpy_forward, inv_mult, logdet_zeros, hint="additive_forward")
 
 
 # --- the spline --------------------------------------------------------------------------------------
 
 def test_spline_count(capsys):
-    _passes(capsys, check.spline_parameter_count, lambda k: 3 * k - 1)
-    _passes(capsys, check.spline_parameter_count, lambda k: np.int64(k + k + (k - 1)))
-    _fails(capsys, check.spline_parameter_count, lambda k: 3 * k + 1, hint="both ends")
-    _fails(capsys, check.spline_parameter_count, lambda k: 3 * k, hint="K - 1 interior")
-    _fails(capsys, check.spline_parameter_count, lambda k: 2 * k, hint="leaves out the knot slopes")
-    _fails(capsys, check.spline_parameter_count, ..., hint="placeholder")
+    passes(capsys, check.spline_parameter_count, lambda k: 3 * k - 1)
+    passes(capsys, check.spline_parameter_count, lambda k: np.int64(k + k + (k - 1)))
+    fails(capsys, check.spline_parameter_count, lambda k: 3 * k + 1, hint="both ends")
+    fails(capsys, check.spline_parameter_count, lambda k: 3 * k, hint="K - 1 interior")
+    fails(capsys, check.spline_parameter_count, lambda k: 2 * k, hint="leaves out the knot slopes")
+    fails(capsys, check.spline_parameter_count, ..., hint="placeholder")
 
 
 def spline_softmax(raw, k, b):
@@ -107,20 +90,20 @@ def spline_exp(raw, k, b):
 
 @pytest.mark.parametrize("answer", [spline_softmax, spline_exp])
 def test_spline_parameters_right_answers(capsys, answer):
-    _passes(capsys, check.spline_parameters, answer)
+    passes(capsys, check.spline_parameters, answer)
 
 
 def test_spline_parameters_wrong_answers(capsys):
     unit = lambda r, k, b: (tf.math.softmax(r[..., :k]), tf.math.softmax(r[..., k:2 * k]),  # noqa: E731
                             tf.math.softplus(r[..., 2 * k:]))
-    _fails(capsys, check.spline_parameters, unit, hint="sum to 1")
+    fails(capsys, check.spline_parameters, unit, hint="sum to 1")
     raw_slopes = lambda r, k, b: (*spline_softmax(r, k, b)[:2], r[..., 2 * k:])  # noqa: E731
-    _fails(capsys, check.spline_parameters, raw_slopes, hint="slopes are not positive")
+    fails(capsys, check.spline_parameters, raw_slopes, hint="slopes are not positive")
     unnormalised = lambda r, k, b: (tf.exp(r[..., :k]), tf.exp(r[..., k:2 * k]), tf.exp(r[..., 2 * k:]))  # noqa: E731
-    _fails(capsys, check.spline_parameters, unnormalised, hint="2B")
+    fails(capsys, check.spline_parameters, unnormalised, hint="2B")
     too_many = lambda r, k, b: (*spline_softmax(r, k, b)[:2], tf.math.softplus(r[..., 2 * k - 2:]))  # noqa: E731
-    _fails(capsys, check.spline_parameters, too_many, hint="K - 1 slopes")
-    _fails(capsys, check.spline_parameters, ..., hint="placeholder")
+    fails(capsys, check.spline_parameters, too_many, hint="K - 1 slopes")
+    fails(capsys, check.spline_parameters, ..., hint="placeholder")
 
 
 # --- a transformer ----------------------------------------------------------------------------------
@@ -136,23 +119,23 @@ def affine_call(params):
 
 @pytest.mark.parametrize("answer", [affine_chain, affine_call])
 def test_transformer_right_answers(capsys, answer):
-    _passes(capsys, check.transformer, answer, 2)
+    passes(capsys, check.transformer, answer, 2)
 
 
 def test_transformer_wrong_answers(capsys):
     unbounded = lambda p: tfb.Chain([tfb.Shift(p[..., 0]), tfb.Scale(log_scale=p[..., 1])])  # noqa: E731
-    _fails(capsys, check.transformer, unbounded, 2, hint="not bounded")
+    fails(capsys, check.transformer, unbounded, 2, hint="not bounded")
     raw_scale = lambda p: tfb.Chain([tfb.Shift(p[..., 0]), tfb.Scale(scale=p[..., 1])])  # noqa: E731
-    _fails(capsys, check.transformer, raw_scale, 2, hint="identity")
+    fails(capsys, check.transformer, raw_scale, 2, hint="identity")
     shift_only = lambda p: tfb.Shift(p[..., 0])  # noqa: E731
-    _fails(capsys, check.transformer, shift_only, 2, hint="ignores one of its two parameters")
-    _fails(capsys, check.transformer, affine_chain, 3, hint="2 parameters")
+    fails(capsys, check.transformer, shift_only, 2, hint="ignores one of its two parameters")
+    fails(capsys, check.transformer, affine_chain, 3, hint="2 parameters")
     hard_clip = lambda p: tfb.Chain([tfb.Shift(p[..., 0]),  # noqa: E731
                                      tfb.Scale(log_scale=tf.clip_by_value(p[..., 1], -3.0, 3.0) * 0.5)])
-    _fails(capsys, check.transformer, hard_clip, 2, hint="almost unchanged")
+    fails(capsys, check.transformer, hard_clip, 2, hint="almost unchanged")
     matrix = lambda p: tfb.ScaleMatvecDiag(tf.exp(p[..., 1]))  # noqa: E731
-    _fails(capsys, check.transformer, matrix, 2, hint="elementwise")
-    _fails(capsys, check.transformer, ..., 2, hint="placeholder")
+    fails(capsys, check.transformer, matrix, 2, hint="elementwise")
+    fails(capsys, check.transformer, ..., 2, hint="placeholder")
 
 
 # --- trained flows (stand-ins: a kernel density fitted to moons, the base, an unnormalised density) ---
@@ -172,7 +155,7 @@ def _kde(x, scale):
 def test_trained_flow_right_answers(capsys, moons, scale):
     x, x_test = moons
     for kind in check.NLL_LIMITS:
-        _passes(capsys, check.trained_flow, _kde(x, scale), x_test, kind)
+        passes(capsys, check.trained_flow, _kde(x, scale), x_test, kind)
 
 
 class _Inflated:
@@ -188,6 +171,6 @@ class _Inflated:
 def test_trained_flow_wrong_answers(capsys, moons):
     x, x_test = moons
     base = tfd.MultivariateNormalDiag(tf.zeros(2))
-    _fails(capsys, check.trained_flow, base, x_test, "spline", hint="does not fit two moons")
-    _fails(capsys, check.trained_flow, _Inflated(_kde(x, 0.1)), x_test, "coupling", hint="more than 1")
-    _fails(capsys, check.trained_flow, ..., x_test, "NICE", hint="placeholder")
+    fails(capsys, check.trained_flow, base, x_test, "spline", hint="does not fit two moons")
+    fails(capsys, check.trained_flow, _Inflated(_kde(x, 0.1)), x_test, "coupling", hint="more than 1")
+    fails(capsys, check.trained_flow, ..., x_test, "NICE", hint="placeholder")

@@ -13,25 +13,7 @@ from flowlab.bijectors.variational_dequantization import DequantizedDensityModel
 from flowlab.checks import image_flows as check
 from flowlab.flows.glow import build_glow
 
-
-def verdict(capsys, fn, *args):
-    fn(*args)
-    out = capsys.readouterr().out.strip().splitlines()
-    assert len(out) == 1, out
-    return out[0]
-
-
-def ok(capsys, fn, *args):
-    line = verdict(capsys, fn, *args)
-    assert line.startswith("✔"), line
-
-
-def bad(capsys, fn, *args, hint=""):
-    line = verdict(capsys, fn, *args)
-    assert line.startswith("✘"), line
-    assert "check itself failed" not in line, line
-    assert hint in line, line
-    return line
+from check_verdicts import fails, passes
 
 
 # --- Exercise 1: conv1x1 -----------------------------------------------------------------------------
@@ -80,7 +62,7 @@ def conv_numpy(x, w):
 
 @pytest.mark.parametrize("answer", [conv_einsum, conv_conv2d, conv_matvec])
 def test_conv1x1_right_answers(capsys, answer):
-    ok(capsys, check.conv1x1, answer)
+    passes(capsys, check.conv1x1, answer)
 
 
 @pytest.mark.parametrize("answer, hint", [
@@ -95,7 +77,7 @@ def test_conv1x1_right_answers(capsys, answer):
     (..., "placeholder"),
 ])
 def test_conv1x1_wrong_answers(capsys, answer, hint):
-    bad(capsys, check.conv1x1, answer, hint=hint)
+    fails(capsys, check.conv1x1, answer, hint=hint)
 
 
 # --- Exercise 2: lu_weight ---------------------------------------------------------------------------
@@ -140,7 +122,7 @@ def lu_exp_log_det(p, lower, upper, log_s, sign_s):
 
 @pytest.mark.parametrize("answer", [lu_band, lu_masks])
 def test_lu_weight_right_answers(capsys, answer):
-    ok(capsys, check.lu_weight, answer)
+    passes(capsys, check.lu_weight, answer)
 
 
 @pytest.mark.parametrize("answer, hint", [
@@ -153,7 +135,7 @@ def test_lu_weight_right_answers(capsys, answer):
     (..., "placeholder"),
 ])
 def test_lu_weight_wrong_answers(capsys, answer, hint):
-    bad(capsys, check.lu_weight, answer, hint=hint)
+    fails(capsys, check.lu_weight, answer, hint=hint)
 
 
 # --- Exercise 3: dequantization_bound ----------------------------------------------------------------
@@ -171,7 +153,7 @@ def bound_call(flow, q, x):
 
 @pytest.mark.parametrize("answer", [bound_ref, bound_call])
 def test_bound_right_answers(capsys, answer):
-    ok(capsys, check.dequantization_bound, answer)
+    passes(capsys, check.dequantization_bound, answer)
 
 
 def _bound_variant(**kw):
@@ -201,7 +183,7 @@ def _bound_variant(**kw):
     (..., "placeholder"),
 ])
 def test_bound_wrong_answers(capsys, answer, hint):
-    bad(capsys, check.dequantization_bound, answer, hint=hint)
+    fails(capsys, check.dequantization_bound, answer, hint=hint)
 
 
 # --- The trained models ------------------------------------------------------------------------------
@@ -227,26 +209,26 @@ def _glow(lu_weight=lu_band, conv=conv_einsum):
 def test_trained_glow_passes_with_right_functions(capsys, monkeypatch):
     monkeypatch.setattr(check, "GLOW_BPD_THRESHOLD", 9.0)  # untrained: the structure is what is tested here
     flow, y = _glow()
-    ok(capsys, check.trained_glow, flow, y)
+    passes(capsys, check.trained_glow, flow, y)
     flow, y = _glow(lu_weight=lu_masks, conv=conv_matvec)
-    ok(capsys, check.trained_glow, flow, y)
+    passes(capsys, check.trained_glow, flow, y)
 
 
 def test_trained_glow_threshold_fails_an_untrained_flow(capsys):
     flow, y = _glow()
-    bad(capsys, check.trained_glow, flow, y, hint="bits/dim")
+    fails(capsys, check.trained_glow, flow, y, hint="bits/dim")
 
 
 def test_trained_glow_sees_a_lying_log_det(capsys, monkeypatch):
     monkeypatch.setattr(check, "GLOW_BPD_THRESHOLD", 9.0)
     flow, y = _glow(lu_weight=lambda *a: (lu_band(*a)[0], 2.0 * lu_band(*a)[1]))
-    bad(capsys, check.trained_glow, flow, y, hint="H * W * log|det W|")
+    fails(capsys, check.trained_glow, flow, y, hint="H * W * log|det W|")
 
 
 def test_trained_glow_needs_your_convolutions(capsys):
     flow = build_glow((28, 28, 1), steps=1, final_steps=1, filters=4)
-    bad(capsys, check.trained_glow, flow, _images(4).astype(np.float32) / 256.0, hint="not built from your conv1x1")
-    bad(capsys, check.trained_glow, ..., np.zeros((1, 28, 28, 1)), hint="placeholder")
+    fails(capsys, check.trained_glow, flow, _images(4).astype(np.float32) / 256.0, hint="not built from your conv1x1")
+    fails(capsys, check.trained_glow, ..., np.zeros((1, 28, 28, 1)), hint="placeholder")
 
 
 def test_variational_check(capsys, monkeypatch):
@@ -254,11 +236,11 @@ def test_variational_check(capsys, monkeypatch):
     q = VariationalDequantizer((28, 28, 1), couplings=1, filters=4)
     model = DequantizedDensityModel(flow, q, bound=bound_ref)
     x = _images(16).astype(np.float32)
-    bad(capsys, check.variational_dequantization, model, x, hint="bits/dim")  # untrained
+    fails(capsys, check.variational_dequantization, model, x, hint="bits/dim")  # untrained
     monkeypatch.setattr(check, "VARIATIONAL_BPD_THRESHOLD", 9.0)
-    ok(capsys, check.variational_dequantization, model, x)
+    passes(capsys, check.variational_dequantization, model, x)
     lying = DequantizedDensityModel(flow, q, bound=_bound_variant(levels=0.0))
-    bad(capsys, check.variational_dequantization, lying, x, hint="train it with your")
+    fails(capsys, check.variational_dequantization, lying, x, hint="train it with your")
     uniform = DequantizedDensityModel(flow, None)  # uniform noise: the library bound with log q = 0
-    bad(capsys, check.variational_dequantization, uniform, x, hint="VariationalDequantizer")
-    bad(capsys, check.variational_dequantization, ..., x, hint="placeholder")
+    fails(capsys, check.variational_dequantization, uniform, x, hint="VariationalDequantizer")
+    fails(capsys, check.variational_dequantization, ..., x, hint="placeholder")

@@ -16,27 +16,9 @@ from flowlab.bijectors.squeeze import Squeeze
 from flowlab.checks import mnist as check
 from flowlab.conditioners.resnet import ResNetConditioner
 
+from check_verdicts import fails, passes
+
 tfd, tfb = tfp.distributions, tfp.bijectors
-
-
-def verdict(capsys, fn, *args):
-    fn(*args)
-    out = capsys.readouterr().out.strip().splitlines()
-    assert len(out) == 1, out
-    return out[0]
-
-
-def ok(capsys, fn, *args):
-    line = verdict(capsys, fn, *args)
-    assert line.startswith("✔"), line
-
-
-def bad(capsys, fn, *args, hint=""):
-    line = verdict(capsys, fn, *args)
-    assert line.startswith("✘"), line
-    assert "check itself failed" not in line, line
-    assert hint in line, line
-    return line
 
 
 def raises(*args, **kwargs):
@@ -79,29 +61,29 @@ def dequantize_np(images):
 
 
 def test_dequantize(capsys):
-    ok(capsys, check.dequantize, dequantize_tf)
-    ok(capsys, check.dequantize, dequantize_np)
-    bad(capsys, check.dequantize, ..., hint="placeholder")
-    bad(capsys, check.dequantize, lambda x: ..., hint="placeholder")
-    bad(capsys, check.dequantize, lambda x: tf.cast(x, tf.float32) / 256.0, hint="no noise")
-    bad(capsys, check.dequantize, lambda x: tf.cast(x, tf.float32) / 255.0, hint="no noise")
-    bad(capsys, check.dequantize, lambda x: (tf.cast(x, tf.float32) + tf.random.uniform(x.shape)) / 255.0,
+    passes(capsys, check.dequantize, dequantize_tf)
+    passes(capsys, check.dequantize, dequantize_np)
+    fails(capsys, check.dequantize, ..., hint="placeholder")
+    fails(capsys, check.dequantize, lambda x: ..., hint="placeholder")
+    fails(capsys, check.dequantize, lambda x: tf.cast(x, tf.float32) / 256.0, hint="no noise")
+    fails(capsys, check.dequantize, lambda x: tf.cast(x, tf.float32) / 255.0, hint="no noise")
+    fails(capsys, check.dequantize, lambda x: (tf.cast(x, tf.float32) + tf.random.uniform(x.shape)) / 255.0,
         hint="not by 255")
-    bad(capsys, check.dequantize, lambda x: tf.cast(x, tf.float32) + tf.random.uniform(x.shape), hint="divide by 256")
-    bad(capsys, check.dequantize, lambda x: (tf.cast(x, tf.float32) + tf.random.normal(x.shape)) / 256.0, hint="bin")
-    bad(capsys, check.dequantize, lambda x: (tf.cast(x, tf.float32) + 0.5) / 256.0, hint="same u")
-    bad(capsys, check.dequantize, lambda x: (tf.cast(x, tf.float32) + tf.random.uniform([])) / 256.0, hint="same u")
-    bad(capsys, check.dequantize, lambda x: (tf.cast(x, tf.float32) + tf.random.uniform(tf.shape(x)) ** 3) / 256.0,
+    fails(capsys, check.dequantize, lambda x: tf.cast(x, tf.float32) + tf.random.uniform(x.shape), hint="divide by 256")
+    fails(capsys, check.dequantize, lambda x: (tf.cast(x, tf.float32) + tf.random.normal(x.shape)) / 256.0, hint="bin")
+    fails(capsys, check.dequantize, lambda x: (tf.cast(x, tf.float32) + 0.5) / 256.0, hint="same u")
+    fails(capsys, check.dequantize, lambda x: (tf.cast(x, tf.float32) + tf.random.uniform([])) / 256.0, hint="same u")
+    fails(capsys, check.dequantize, lambda x: (tf.cast(x, tf.float32) + tf.random.uniform(tf.shape(x)) ** 3) / 256.0,
         hint="uniform")
-    bad(capsys, check.dequantize, lambda x: (tf.cast(x, tf.float32) + tf.random.uniform([len(x), 1, 1, 1])) / 256.0,
+    fails(capsys, check.dequantize, lambda x: (tf.cast(x, tf.float32) + tf.random.uniform([len(x), 1, 1, 1])) / 256.0,
         hint="its own noise")
     fixed = tf.random.stateless_uniform([200, 4, 4, 1], seed=[1, 2])
-    bad(capsys, check.dequantize, lambda x: (tf.cast(x, tf.float32) + fixed) / 256.0, hint="fresh noise")
-    bad(capsys, check.dequantize, lambda x: (x + np.random.random(x.shape)) // 1, hint="")
-    bad(capsys, check.dequantize, lambda x: 1 / 0, hint="dequantize(images) raised ZeroDivisionError")
-    bad(capsys, check.dequantize, lambda x: "pixels", hint="not")
-    bad(capsys, check.dequantize, lambda x: x[:5] / 256.0, hint="shape")
-    bad(capsys, check.dequantize, "dequantize", hint="function")
+    fails(capsys, check.dequantize, lambda x: (tf.cast(x, tf.float32) + fixed) / 256.0, hint="fresh noise")
+    fails(capsys, check.dequantize, lambda x: (x + np.random.random(x.shape)) // 1, hint="")
+    fails(capsys, check.dequantize, lambda x: 1 / 0, hint="dequantize(images) raised ZeroDivisionError")
+    fails(capsys, check.dequantize, lambda x: "pixels", hint="not")
+    fails(capsys, check.dequantize, lambda x: x[:5] / 256.0, hint="shape")
+    fails(capsys, check.dequantize, "dequantize", hint="function")
 
 
 # --- Exercise 2: the logit -------------------------------------------------------------------------
@@ -126,22 +108,22 @@ def log_det_b(y, alpha=0.05):
 
 
 def test_logit(capsys):
-    ok(capsys, check.logit, logit_a, log_det_a)
-    ok(capsys, check.logit, logit_b, log_det_b)
-    ok(capsys, check.logit, logit_a, log_det_b)
-    bad(capsys, check.logit, ..., log_det_a, hint="placeholder")
-    bad(capsys, check.logit, logit_a, lambda y, a: ..., hint="placeholder")
-    bad(capsys, check.logit, logit_a, lambda y, a: -log_det_a(y, a), hint="wrong sign")
-    bad(capsys, check.logit, logit_a, lambda y, a: log_det_a(y, a) - math.log(1 - 2 * a), hint="1 - 2 alpha")
-    bad(capsys, check.logit, lambda y, a: tf.math.log(y) - tf.math.log(1 - y), log_det_a, hint="alpha")
-    bad(capsys, check.logit, logit_a, lambda y, a: tf.reduce_sum(log_det_a(y, a)), hint="elementwise")
-    bad(capsys, check.logit, logit_a, lambda y, a: tf.math.log(logit_a(y, a)), hint="")
+    passes(capsys, check.logit, logit_a, log_det_a)
+    passes(capsys, check.logit, logit_b, log_det_b)
+    passes(capsys, check.logit, logit_a, log_det_b)
+    fails(capsys, check.logit, ..., log_det_a, hint="placeholder")
+    fails(capsys, check.logit, logit_a, lambda y, a: ..., hint="placeholder")
+    fails(capsys, check.logit, logit_a, lambda y, a: -log_det_a(y, a), hint="wrong sign")
+    fails(capsys, check.logit, logit_a, lambda y, a: log_det_a(y, a) - math.log(1 - 2 * a), hint="1 - 2 alpha")
+    fails(capsys, check.logit, lambda y, a: tf.math.log(y) - tf.math.log(1 - y), log_det_a, hint="alpha")
+    fails(capsys, check.logit, logit_a, lambda y, a: tf.reduce_sum(log_det_a(y, a)), hint="elementwise")
+    fails(capsys, check.logit, logit_a, lambda y, a: tf.math.log(logit_a(y, a)), hint="")
     # NumPy answers are right on paper but cannot train: the model runs them inside tf.function.
     numpy_logit = lambda y, a: np.log(a + (1 - 2 * a) * np.asarray(y)) - np.log1p(-(a + (1 - 2 * a) * np.asarray(y)))  # noqa: E731
-    bad(capsys, check.logit, numpy_logit, log_det_a, hint="TensorFlow ops")
-    bad(capsys, check.logit, raises, log_det_a, hint="raised RuntimeError: boom")
-    bad(capsys, check.logit, logit_a, lambda y, a: "log det", hint="not")
-    bad(capsys, check.logit, 3, log_det_a, hint="function")
+    fails(capsys, check.logit, numpy_logit, log_det_a, hint="TensorFlow ops")
+    fails(capsys, check.logit, raises, log_det_a, hint="raised RuntimeError: boom")
+    fails(capsys, check.logit, logit_a, lambda y, a: "log det", hint="not")
+    fails(capsys, check.logit, 3, log_det_a, hint="function")
 
 
 # --- Exercise 3: the checkerboard ------------------------------------------------------------------
@@ -161,21 +143,21 @@ def board_bool(height, width, channels, parity):
 
 
 def test_checkerboard(capsys):
-    ok(capsys, check.checkerboard_mask, board_a)
-    ok(capsys, check.checkerboard_mask, board_b)
-    ok(capsys, check.checkerboard_mask, board_bool)
-    bad(capsys, check.checkerboard_mask, None, hint="placeholder")
-    bad(capsys, check.checkerboard_mask, lambda h, w, c, p: ..., hint="placeholder")
-    bad(capsys, check.checkerboard_mask, lambda h, w, c, p: board_a(h, w, c, 1 - p), hint="swapped")
-    bad(capsys, check.checkerboard_mask, lambda h, w, c, p: board_a(h, w, c, 0), hint="parit")
-    bad(capsys, check.checkerboard_mask, lambda h, w, c, p: board_a(h, w, c, p)[..., 0], hint="shape")
-    bad(capsys, check.checkerboard_mask, lambda h, w, c, p: np.ones((h, w, c)), hint="not a checkerboard")
-    bad(capsys, check.checkerboard_mask, lambda h, w, c, p: 2 * board_a(h, w, c, p), hint="0s and 1s")
+    passes(capsys, check.checkerboard_mask, board_a)
+    passes(capsys, check.checkerboard_mask, board_b)
+    passes(capsys, check.checkerboard_mask, board_bool)
+    fails(capsys, check.checkerboard_mask, None, hint="placeholder")
+    fails(capsys, check.checkerboard_mask, lambda h, w, c, p: ..., hint="placeholder")
+    fails(capsys, check.checkerboard_mask, lambda h, w, c, p: board_a(h, w, c, 1 - p), hint="swapped")
+    fails(capsys, check.checkerboard_mask, lambda h, w, c, p: board_a(h, w, c, 0), hint="parit")
+    fails(capsys, check.checkerboard_mask, lambda h, w, c, p: board_a(h, w, c, p)[..., 0], hint="shape")
+    fails(capsys, check.checkerboard_mask, lambda h, w, c, p: np.ones((h, w, c)), hint="not a checkerboard")
+    fails(capsys, check.checkerboard_mask, lambda h, w, c, p: 2 * board_a(h, w, c, p), hint="0s and 1s")
     # rows alternate but columns do not: stripes
-    bad(capsys, check.checkerboard_mask,
+    fails(capsys, check.checkerboard_mask,
         lambda h, w, c, p: np.repeat(((np.indices((h, w))[0] % 2) == p)[..., None], c, axis=2), hint="checkerboard")
-    bad(capsys, check.checkerboard_mask, raises, hint="raised RuntimeError")
-    bad(capsys, check.checkerboard_mask, lambda h, w, c, p: "board", hint="not")
+    fails(capsys, check.checkerboard_mask, raises, hint="raised RuntimeError")
+    fails(capsys, check.checkerboard_mask, lambda h, w, c, p: "board", hint="not")
 
 
 # --- Exercise 4: the affine coupling ---------------------------------------------------------------
@@ -207,66 +189,66 @@ def inverse_b(y, mask, conditioner):
 
 
 def test_affine_coupling(capsys):
-    ok(capsys, check.affine_coupling, forward_a, inverse_a)
-    ok(capsys, check.affine_coupling, forward_b, inverse_b)
-    ok(capsys, check.affine_coupling, forward_b, inverse_a)
-    bad(capsys, check.affine_coupling, ..., inverse_a, hint="placeholder")
-    bad(capsys, check.affine_coupling, lambda x, m, c: (..., ...), inverse_a, hint="placeholder")
-    bad(capsys, check.affine_coupling, lambda x, m, c: forward_a(x, m, c)[0], inverse_a, hint="two things")
+    passes(capsys, check.affine_coupling, forward_a, inverse_a)
+    passes(capsys, check.affine_coupling, forward_b, inverse_b)
+    passes(capsys, check.affine_coupling, forward_b, inverse_a)
+    fails(capsys, check.affine_coupling, ..., inverse_a, hint="placeholder")
+    fails(capsys, check.affine_coupling, lambda x, m, c: (..., ...), inverse_a, hint="placeholder")
+    fails(capsys, check.affine_coupling, lambda x, m, c: forward_a(x, m, c)[0], inverse_a, hint="two things")
 
     def unmasked_input(x, mask, conditioner):
         shift, log_scale = conditioner(x)
         return mask * x + (1 - mask) * (x * tf.exp(log_scale) + shift), tf.reduce_sum((1 - mask) * log_scale, [1, 2, 3])
 
-    bad(capsys, check.affine_coupling, unmasked_input, inverse_a, hint="mask * x")
+    fails(capsys, check.affine_coupling, unmasked_input, inverse_a, hint="mask * x")
 
     def everywhere(x, mask, conditioner):
         shift, log_scale = conditioner(mask * x)
         return x * tf.exp(log_scale) + shift, tf.reduce_sum(log_scale, [1, 2, 3])
 
-    bad(capsys, check.affine_coupling, everywhere, inverse_a, hint="unchanged")
+    fails(capsys, check.affine_coupling, everywhere, inverse_a, hint="unchanged")
 
     def per_pixel(x, mask, conditioner):
         y, _ = forward_a(x, mask, conditioner)
         return y, (1 - mask) * conditioner(mask * x)[1]
 
-    bad(capsys, check.affine_coupling, per_pixel, inverse_a, hint="sum it")
+    fails(capsys, check.affine_coupling, per_pixel, inverse_a, hint="sum it")
 
     def all_log_scales(x, mask, conditioner):
         y, _ = forward_a(x, mask, conditioner)
         return y, tf.reduce_sum(conditioner(mask * x)[1], [1, 2, 3])
 
-    bad(capsys, check.affine_coupling, all_log_scales, inverse_a, hint="copied pixels")
+    fails(capsys, check.affine_coupling, all_log_scales, inverse_a, hint="copied pixels")
 
     def no_log_det(x, mask, conditioner):
         return forward_a(x, mask, conditioner)[0], tf.zeros(tf.shape(x)[:1])
 
-    bad(capsys, check.affine_coupling, no_log_det, inverse_a, hint="log_det is 0")
+    fails(capsys, check.affine_coupling, no_log_det, inverse_a, hint="log_det is 0")
 
     def minus_log_det(x, mask, conditioner):
         y, log_det = forward_a(x, mask, conditioner)
         return y, -log_det
 
-    bad(capsys, check.affine_coupling, minus_log_det, inverse_a, hint="wrong sign")
+    fails(capsys, check.affine_coupling, minus_log_det, inverse_a, hint="wrong sign")
 
     def mean_log_det(x, mask, conditioner):
         y, _ = forward_a(x, mask, conditioner)
         return y, tf.reduce_mean((1 - mask) * conditioner(mask * x)[1], [1, 2, 3])
 
-    bad(capsys, check.affine_coupling, mean_log_det, inverse_a, hint="autodiff")
-    bad(capsys, check.affine_coupling, forward_a, lambda y, m, c: y, hint="unchanged")
-    bad(capsys, check.affine_coupling, forward_a, lambda y, m, c: forward_a(y, m, c)[0], hint="inverse")
+    fails(capsys, check.affine_coupling, mean_log_det, inverse_a, hint="autodiff")
+    fails(capsys, check.affine_coupling, forward_a, lambda y, m, c: y, hint="unchanged")
+    fails(capsys, check.affine_coupling, forward_a, lambda y, m, c: forward_a(y, m, c)[0], hint="inverse")
 
     def numpy_forward(x, mask, conditioner):
         x, mask = np.asarray(x), np.asarray(mask)
         shift, log_scale = (np.asarray(t) * (1 - mask) for t in conditioner(x * mask))
         return x * np.exp(log_scale) + shift, log_scale.reshape(len(x), -1).sum(-1)
 
-    bad(capsys, check.affine_coupling, numpy_forward, inverse_a, hint="TensorFlow")
-    bad(capsys, check.affine_coupling, raises, inverse_a, hint="coupling_forward(x, mask, conditioner) raised RuntimeError")
-    bad(capsys, check.affine_coupling, forward_a, raises, hint="coupling_inverse(y, mask, conditioner) raised")
-    bad(capsys, check.affine_coupling, lambda x, m, c: ("y", "log det"), inverse_a, hint="not")
-    bad(capsys, check.affine_coupling, lambda x, m, c: (x[:, :2], tf.zeros([5])), inverse_a, hint="shape")
+    fails(capsys, check.affine_coupling, numpy_forward, inverse_a, hint="TensorFlow")
+    fails(capsys, check.affine_coupling, raises, inverse_a, hint="coupling_forward(x, mask, conditioner) raised RuntimeError")
+    fails(capsys, check.affine_coupling, forward_a, raises, hint="coupling_inverse(y, mask, conditioner) raised")
+    fails(capsys, check.affine_coupling, lambda x, m, c: ("y", "log det"), inverse_a, hint="not")
+    fails(capsys, check.affine_coupling, lambda x, m, c: (x[:, :2], tf.zeros([5])), inverse_a, hint="shape")
 
 
 # --- Exercise 5: one scale -------------------------------------------------------------------------
@@ -299,73 +281,73 @@ def scale_b(h, w, c):
 
 
 def test_scale_layers(capsys):
-    ok(capsys, check.scale_layers, scale_a)
-    ok(capsys, check.scale_layers, scale_b)
-    bad(capsys, check.scale_layers, ..., hint="placeholder")
-    bad(capsys, check.scale_layers, lambda h, w, c: ..., hint="placeholder")
+    passes(capsys, check.scale_layers, scale_a)
+    passes(capsys, check.scale_layers, scale_b)
+    fails(capsys, check.scale_layers, ..., hint="placeholder")
+    fails(capsys, check.scale_layers, lambda h, w, c: ..., hint="placeholder")
 
     def same_parity(h, w, c):
         layers = [coupling(board_a(h, w, c, 0)) for _ in range(3)]
         return layers + [squeeze()] + [coupling(channel_mask(h // 2, w // 2, 4 * c, i % 2)) for i in range(3)]
 
-    bad(capsys, check.scale_layers, same_parity, hint="alternate")
+    fails(capsys, check.scale_layers, same_parity, hint="alternate")
 
     def same_half(h, w, c):
         layers = [coupling(board_a(h, w, c, i % 2)) for i in range(3)]
         return layers + [squeeze()] + [coupling(channel_mask(h // 2, w // 2, 4 * c, 1)) for _ in range(3)]
 
-    bad(capsys, check.scale_layers, same_half, hint="alternate")
+    fails(capsys, check.scale_layers, same_half, hint="alternate")
 
     def shared(h, w, c):
         even, odd = coupling(board_a(h, w, c, 0)), coupling(board_a(h, w, c, 1))
         first, second = (coupling(channel_mask(h // 2, w // 2, 4 * c, k)) for k in (0, 1))
         return [even, odd, even, squeeze(), first, second, first]
 
-    bad(capsys, check.scale_layers, shared, hint="own network")
-    bad(capsys, check.scale_layers, lambda h, w, c: scale_a(h, w, c)[:3] + scale_a(h, w, c)[4:], hint="squeeze")
-    bad(capsys, check.scale_layers, lambda h, w, c: scale_a(h, w, c)[:3] + [Squeeze()] + scale_a(h, w, c)[4:],
+    fails(capsys, check.scale_layers, shared, hint="own network")
+    fails(capsys, check.scale_layers, lambda h, w, c: scale_a(h, w, c)[:3] + scale_a(h, w, c)[4:], hint="squeeze")
+    fails(capsys, check.scale_layers, lambda h, w, c: scale_a(h, w, c)[:3] + [Squeeze()] + scale_a(h, w, c)[4:],
         hint="squeeze()")
-    bad(capsys, check.scale_layers, lambda h, w, c: scale_a(h, w, c)[1:], hint="3 checkerboard")
+    fails(capsys, check.scale_layers, lambda h, w, c: scale_a(h, w, c)[1:], hint="3 checkerboard")
 
     def channel_first(h, w, c):
         layers = scale_a(h, w, c)
         return layers[4:5] + layers[1:4] + layers[5:]
 
-    bad(capsys, check.scale_layers, channel_first, hint="")
+    fails(capsys, check.scale_layers, channel_first, hint="")
 
     def unsqueezed_shape(h, w, c):
         layers = scale_a(h, w, c)
         return layers[:4] + [coupling(board_a(h, w, c, i % 2)) for i in range(3)]
 
-    bad(capsys, check.scale_layers, unsqueezed_shape, hint="squeeze")
+    fails(capsys, check.scale_layers, unsqueezed_shape, hint="squeeze")
 
     def checkerboards_after(h, w, c):
         layers = scale_a(h, w, c)
         return layers[:4] + [coupling(board_a(h // 2, w // 2, 4 * c, i % 2)) for i in range(3)]
 
-    bad(capsys, check.scale_layers, checkerboards_after, hint="channel couplings after")
-    bad(capsys, check.scale_layers, lambda h, w, c: tfb.Chain(scale_a(h, w, c)), hint="list")
-    bad(capsys, check.scale_layers, lambda h, w, c: ["coupling"] * 7, hint="only bijectors")
-    bad(capsys, check.scale_layers, raises, hint="scale_layers(28, 28, 1) raised RuntimeError")
-    bad(capsys, check.scale_layers, "scale", hint="function")
+    fails(capsys, check.scale_layers, checkerboards_after, hint="channel couplings after")
+    fails(capsys, check.scale_layers, lambda h, w, c: tfb.Chain(scale_a(h, w, c)), hint="list")
+    fails(capsys, check.scale_layers, lambda h, w, c: ["coupling"] * 7, hint="only bijectors")
+    fails(capsys, check.scale_layers, raises, hint="scale_layers(28, 28, 1) raised RuntimeError")
+    fails(capsys, check.scale_layers, "scale", hint="function")
 
 
 # --- Exercise 6: bits per dim ----------------------------------------------------------------------
 
 def test_bits_per_dim(capsys):
-    ok(capsys, check.bits_per_dim, lambda lp, d: -lp / (d * math.log(2)) + 8)
-    ok(capsys, check.bits_per_dim, lambda lp, d: -(np.asarray(lp) - d * np.log(256)) / d / np.log(2))
-    ok(capsys, check.bits_per_dim, lambda lp, d: tf.math.log(256.0) / tf.math.log(2.0) - lp / d / tf.math.log(2.0))
-    bad(capsys, check.bits_per_dim, ..., hint="placeholder")
-    bad(capsys, check.bits_per_dim, lambda lp, d: ..., hint="placeholder")
-    bad(capsys, check.bits_per_dim, lambda lp, d: -lp / (d * math.log(2)), hint="256")
-    bad(capsys, check.bits_per_dim, lambda lp, d: -lp / d + math.log(256), hint="ln 2")
-    bad(capsys, check.bits_per_dim, lambda lp, d: -lp / d + 8, hint="ln 2")
-    bad(capsys, check.bits_per_dim, lambda lp, d: lp / (d * math.log(2)) + 8, hint="sign")
-    bad(capsys, check.bits_per_dim, lambda lp, d: -lp / math.log(2) + 8, hint="num_dims")
-    bad(capsys, check.bits_per_dim, lambda lp, d: tf.reduce_mean(-lp / (d * math.log(2)) + 8), hint="elementwise")
-    bad(capsys, check.bits_per_dim, raises, hint="raised RuntimeError")
-    bad(capsys, check.bits_per_dim, lambda lp, d: "8 bits", hint="not")
+    passes(capsys, check.bits_per_dim, lambda lp, d: -lp / (d * math.log(2)) + 8)
+    passes(capsys, check.bits_per_dim, lambda lp, d: -(np.asarray(lp) - d * np.log(256)) / d / np.log(2))
+    passes(capsys, check.bits_per_dim, lambda lp, d: tf.math.log(256.0) / tf.math.log(2.0) - lp / d / tf.math.log(2.0))
+    fails(capsys, check.bits_per_dim, ..., hint="placeholder")
+    fails(capsys, check.bits_per_dim, lambda lp, d: ..., hint="placeholder")
+    fails(capsys, check.bits_per_dim, lambda lp, d: -lp / (d * math.log(2)), hint="256")
+    fails(capsys, check.bits_per_dim, lambda lp, d: -lp / d + math.log(256), hint="ln 2")
+    fails(capsys, check.bits_per_dim, lambda lp, d: -lp / d + 8, hint="ln 2")
+    fails(capsys, check.bits_per_dim, lambda lp, d: lp / (d * math.log(2)) + 8, hint="sign")
+    fails(capsys, check.bits_per_dim, lambda lp, d: -lp / math.log(2) + 8, hint="num_dims")
+    fails(capsys, check.bits_per_dim, lambda lp, d: tf.reduce_mean(-lp / (d * math.log(2)) + 8), hint="elementwise")
+    fails(capsys, check.bits_per_dim, raises, hint="raised RuntimeError")
+    fails(capsys, check.bits_per_dim, lambda lp, d: "8 bits", hint="not")
 
 
 # --- Exercise 7: the trained flow ------------------------------------------------------------------
@@ -427,23 +409,23 @@ def honest():
 def test_trained_flow_passes_honest_flows(capsys, honest):
     flow, y, value = honest
     assert value < check.TRAINED_BPD_THRESHOLD
-    ok(capsys, check.trained_flow, flow, y, value)
-    ok(capsys, check.trained_flow, flow, y, tf.constant([value]))
+    passes(capsys, check.trained_flow, flow, y, value)
+    passes(capsys, check.trained_flow, flow, y, tf.constant([value]))
     sharp = tfd.TransformedDistribution(_base(), tfb.Chain([tfb.Invert(Logit(0.05)), tfb.Shift(0.3), tfb.Scale(0.01)]))
     ys = sharp.sample(8, seed=2).numpy()
-    ok(capsys, check.trained_flow, sharp, ys, np.float32(_bpd(sharp, ys)))
+    passes(capsys, check.trained_flow, sharp, ys, np.float32(_bpd(sharp, ys)))
 
 
 def test_trained_flow_catches_log_dets_that_lie(capsys, honest):
     _, y, _ = honest
     no_coupling_log_det = _flow(forward=lambda x, m, c: (forward_a(x, m, c)[0], tf.zeros(tf.shape(x)[:1])))
-    bad(capsys, check.trained_flow, no_coupling_log_det, y, _bpd(no_coupling_log_det, y), hint="not the density")
+    fails(capsys, check.trained_flow, no_coupling_log_det, y, _bpd(no_coupling_log_det, y), hint="not the density")
     minus_logit = _flow(log_det=lambda y, a: -log_det_a(y, a))
-    bad(capsys, check.trained_flow, minus_logit, y, _bpd(minus_logit, y), hint="not the density")
+    fails(capsys, check.trained_flow, minus_logit, y, _bpd(minus_logit, y), hint="not the density")
     # The regression: a bijector whose log-det lies makes any flow "beat its base" without training.
     liar = tfd.TransformedDistribution(_base(), tfb.Chain([tfb.Invert(Logit(0.05)), LyingLogDet()]))
     assert _bpd(liar, y) < check.TRAINED_BPD_THRESHOLD
-    bad(capsys, check.trained_flow, liar, y, _bpd(liar, y), hint="not the density")
+    fails(capsys, check.trained_flow, liar, y, _bpd(liar, y), hint="not the density")
 
 
 def test_trained_flow_catches_masks_that_do_not_alternate(capsys, honest):
@@ -452,13 +434,13 @@ def test_trained_flow_catches_masks_that_do_not_alternate(capsys, honest):
     same = [FunctionCoupling(board, _net(), forward_a, inverse_a) for _ in range(2)]
     flow = tfd.TransformedDistribution(_base(), tfb.Chain([tfb.Invert(FunctionLogit(logit_a, log_det_a)),
                                                            tfb.Scale(0.01), *same]))
-    bad(capsys, check.trained_flow, flow, y, _bpd(flow, y), hint="same mask")
+    fails(capsys, check.trained_flow, flow, y, _bpd(flow, y), hint="same mask")
 
 
 def test_trained_flow_catches_a_sampler_that_does_not_invert(capsys, honest):
     _, y, _ = honest
     broken = _flow(inverse=lambda y, m, c: y)
-    bad(capsys, check.trained_flow, broken, y, _bpd(broken, y), hint="sampling")
+    fails(capsys, check.trained_flow, broken, y, _bpd(broken, y), hint="sampling")
 
 
 def test_trained_flow_needs_a_trained_model_and_the_right_number(capsys, honest):
@@ -466,18 +448,18 @@ def test_trained_flow_needs_a_trained_model_and_the_right_number(capsys, honest)
     blurry = _flow(scale=0.3)  # an honest flow far from the data: like an untrained one
     yb = flow.sample(12, seed=4).numpy()
     assert _bpd(blurry, yb) > check.TRAINED_BPD_THRESHOLD
-    bad(capsys, check.trained_flow, blurry, yb, _bpd(blurry, yb), hint="above 5 bits/dim")
-    bad(capsys, check.trained_flow, flow, y, ..., hint="placeholder")
-    bad(capsys, check.trained_flow, flow, y, value - 8.0, hint="8 bits")
-    bad(capsys, check.trained_flow, flow, y, value + 0.5, hint="mean of to_bits_per_dim")
-    bad(capsys, check.trained_flow, flow, y, -value + 16.0, hint="mean of to_bits_per_dim")
-    bad(capsys, check.trained_flow, flow, y, np.full(3, value), hint="one number")
-    bad(capsys, check.trained_flow, flow, y, "1.5", hint="mean of")
-    bad(capsys, check.trained_flow, flow, y, "one and a half", hint="not")
-    bad(capsys, check.trained_flow, ..., y, 1.0, hint="placeholder")
-    bad(capsys, check.trained_flow, "flow", y, 1.0, hint="Distribution")
-    bad(capsys, check.trained_flow, tfd.Normal(0.0, 1.0), y, 1.0, hint="TransformedDistribution")
-    bad(capsys, check.trained_flow, flow, y[..., 0], value, hint="(n, 28, 28, 1)")
+    fails(capsys, check.trained_flow, blurry, yb, _bpd(blurry, yb), hint="above 5 bits/dim")
+    fails(capsys, check.trained_flow, flow, y, ..., hint="placeholder")
+    fails(capsys, check.trained_flow, flow, y, value - 8.0, hint="8 bits")
+    fails(capsys, check.trained_flow, flow, y, value + 0.5, hint="mean of to_bits_per_dim")
+    fails(capsys, check.trained_flow, flow, y, -value + 16.0, hint="mean of to_bits_per_dim")
+    fails(capsys, check.trained_flow, flow, y, np.full(3, value), hint="one number")
+    fails(capsys, check.trained_flow, flow, y, "1.5", hint="mean of")
+    fails(capsys, check.trained_flow, flow, y, "one and a half", hint="not")
+    fails(capsys, check.trained_flow, ..., y, 1.0, hint="placeholder")
+    fails(capsys, check.trained_flow, "flow", y, 1.0, hint="Distribution")
+    fails(capsys, check.trained_flow, tfd.Normal(0.0, 1.0), y, 1.0, hint="TransformedDistribution")
+    fails(capsys, check.trained_flow, flow, y[..., 0], value, hint="(n, 28, 28, 1)")
 
 
 # --- the lab's data: train / validation / test -----------------------------------------------------

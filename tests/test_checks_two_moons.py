@@ -15,6 +15,8 @@ from sklearn.datasets import make_moons
 from flowlab.checks import two_moons as check
 from flowlab.flows import build_maf, made_layer
 
+from check_verdicts import fails, passes
+
 tfd, tfb = tfp.distributions, tfp.bijectors
 
 
@@ -24,27 +26,6 @@ class AlwaysEqual:
 
     def __float__(self):
         return 0.0
-
-
-def verdict(capsys, fn, *args):
-    fn(*args)
-    out = capsys.readouterr().out.strip().splitlines()
-    assert len(out) == 1, out  # one line, nothing else
-    assert "the check itself failed" not in out[0], out[0]
-    return out[0]
-
-
-def passes(capsys, fn, *args):
-    line = verdict(capsys, fn, *args)
-    assert line.startswith("✔"), line
-
-
-def fails(capsys, fn, *args, hint=()):
-    line = verdict(capsys, fn, *args)
-    assert line.startswith("✘"), line
-    for word in (hint,) if isinstance(hint, str) else hint:
-        assert word in line, line
-    return line
 
 
 # --- Exercise 1: the base distribution -------------------------------------------------------------

@@ -13,28 +13,9 @@ from flowlab import variational as V
 from flowlab.checks import variational as check
 from flowlab.datasets.energies import energy_log_prob, log_normalizer
 
+from check_verdicts import fails, passes
+
 tfd, tfb = tfp.distributions, tfp.bijectors
-
-
-def verdict(capsys, fn, *args):
-    fn(*args)
-    out = capsys.readouterr().out.strip().splitlines()
-    assert len(out) == 1, out
-    assert "the check itself failed" not in out[0], out[0]
-    return out[0]
-
-
-def passes(capsys, fn, *args):
-    line = verdict(capsys, fn, *args)
-    assert line.startswith("✔"), line
-
-
-def fails(capsys, fn, *args, hint=()):
-    line = verdict(capsys, fn, *args)
-    assert line.startswith("✘"), line
-    hints = (hint,) if isinstance(hint, str) else hint
-    assert all(h in line for h in hints), line
-    return line
 
 
 # --- Exercise 1: the planar map and its log-det ----------------------------------------------------
