@@ -14,7 +14,12 @@ __all__ = ["CachedLogDet"]
 
 
 class CachedLogDet:
-    """Mixin for a ``tfb.Bijector`` whose ``_forward``/``_inverse`` store ``ildj`` in the cache."""
+    """Mixin for a ``tfb.Bijector`` whose ``_forward``/``_inverse`` store ``ildj`` in the cache.
+
+    A bijector whose log-det comes only with its inverse (the student's ``FunctionCoupling`` and
+    ``FunctionConv1x1``: a function returns ``(z, log_det)``) stores it in ``_inverse`` and defines
+    its own ``_forward_log_det_jacobian``.
+    """
 
     def _forward_log_det_jacobian(self, x: tf.Tensor) -> tf.Tensor:
         attrs = self._cache.forward_attributes(x)

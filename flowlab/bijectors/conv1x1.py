@@ -47,6 +47,8 @@ import scipy.linalg
 import tensorflow as tf
 import tensorflow_probability as tfp
 
+from flowlab.bijectors.cached_log_det import CachedLogDet
+
 __all__ = ["InvertibleConv1x1", "FunctionConv1x1", "random_rotation", "lu_parameters"]
 
 tfb = tfp.bijectors
@@ -194,7 +196,7 @@ class InvertibleConv1x1(tfb.Bijector):
         return -self._log_det(z)
 
 
-class FunctionConv1x1(InvertibleConv1x1):
+class FunctionConv1x1(CachedLogDet, InvertibleConv1x1):
     r"""The 1×1 convolution with *your* functions: the lab's way to train your answers.
 
     ``conv1x1(x, weight) -> (z, log_det)`` is the data-to-latent map on a batch of images
@@ -263,12 +265,6 @@ class FunctionConv1x1(InvertibleConv1x1):
         z, log_det = self._apply(y)
         self._cache.inverse_attributes(y)["ildj"] = log_det
         return z
-
-    def _inverse_log_det_jacobian(self, y: tf.Tensor) -> tf.Tensor:
-        attrs = self._cache.inverse_attributes(y)
-        if "ildj" not in attrs:
-            self._inverse(y)
-        return attrs["ildj"]
 
     def _forward_log_det_jacobian(self, z: tf.Tensor) -> tf.Tensor:
         return -self._apply(self._forward(z))[1]

@@ -248,7 +248,7 @@ class AdditiveCoupling(Coupling):
         return out[0] if isinstance(out, (tuple, list)) else out
 
 
-class FunctionCoupling(tfb.Bijector):
+class FunctionCoupling(CachedLogDet, tfb.Bijector):
     r"""A coupling layer made of two plain functions: the lab's way to train *your* coupling.
 
     ``data_to_latent(x, mask, conditioner) -> (z, log_det)`` is RealNVP's :math:`f`, the direction
@@ -334,12 +334,6 @@ class FunctionCoupling(tfb.Bijector):
         z, log_det = self._f(y)
         self._cache.inverse_attributes(y)["ildj"] = log_det
         return z
-
-    def _inverse_log_det_jacobian(self, y: tf.Tensor) -> tf.Tensor:
-        attrs = self._cache.inverse_attributes(y)
-        if "ildj" not in attrs:
-            self._inverse(y)
-        return attrs["ildj"]
 
     def _forward(self, z: tf.Tensor) -> tf.Tensor:
         flat, _ = self._flat(z)
