@@ -49,6 +49,7 @@ FORBIDDEN_IMPORTS = {
     "builtins": "imports `builtins` (to replace print or other built-ins)",
     "__builtin__": "imports `__builtin__`",
     "ctypes": "imports `ctypes` (raw memory access)",
+    "signal": "imports `signal` (to interrupt a check while it runs)",
     "gc": "imports `gc` (reaching the grader's objects)",
     "IPython.core.interactiveshell": "imports IPython's InteractiveShell (the traceback display)",
 }
@@ -56,6 +57,23 @@ DYNAMIC_CODE = {"exec", "eval", "compile", "__import__", "globals", "vars", "set
 # importlib's ways to reach a module by a name built at run time, or to load one from a file.
 IMPORTLIB_CALLS = {"import_module", "reload", "spec_from_file_location", "module_from_spec", "find_spec",
                    "exec_module", "load_module", "SourceFileLoader"}
+# The shell's helpers a lab may use (``%magic`` and ``!shell`` lines become calls to them). Anything
+# else reached through ``get_ipython()`` is the kernel's own machinery: its input and AST transformers,
+# event callbacks and namespaces rewrite or read a check cell before it runs.
+SHELL_HELPERS = frozenset({"run_line_magic", "run_cell_magic", "system", "getoutput", "magic"})
+# Attributes that reach a running frame, the interpreter's tracing or import machinery, or an object's
+# type slots: through them code patches a check without naming it (``object.__setattr__(check, ...)``,
+# ``inspect.currentframe().f_back.f_globals``, ``get_ipython().ast_transformers``).
+INTROSPECTION = frozenset({
+    "f_globals", "f_locals", "f_back", "f_builtins", "tb_frame", "gi_frame", "cr_frame", "ag_frame",
+    "_getframe", "_current_frames", "currentframe", "settrace", "setprofile", "meta_path", "path_hooks",
+    "__setattr__", "__delattr__", "__getattribute__", "__subclasses__", "__globals__", "__closure__",
+    "ast_transformers", "input_transformers_post", "input_transformers_cleanup", "input_transformer_manager",
+})
+# Protocols through which an answer object decides what numpy's comparisons or isinstance say about it.
+OVERRIDES = frozenset({"__array_function__", "__array_ufunc__", "__instancecheck__", "__subclasscheck__"})
+# inspect's ways to reach the frames of running code (the checks' among them).
+FRAME_FUNCTIONS = frozenset({"stack", "trace", "getouterframes", "getinnerframes", "currentframe"})
 # The check machinery's own writer: replacing it rewrites every verdict.
 PRIVATE_WRITERS = {"_print", "_write"}
 # Calls that read files or list folders; with a path naming a solution, a notebook or /proc.
@@ -99,6 +117,36 @@ def _root(node: ast.AST) -> ast.AST:
 def _root_name(node: ast.AST) -> str | None:
     root = _root(node)
     return root.id if isinstance(root, ast.Name) else None
+
+
+def _is_shell(node: ast.AST) -> bool:
+    """``get_ipython()``, however reached (``IPython.get_ipython()`` too)."""
+    return isinstance(node, ast.Call) and (
+        (isinstance(node.func, ast.Name) and node.func.id == "get_ipython")
+        or (isinstance(node.func, ast.Attribute) and node.func.attr == "get_ipython"))
+
+
+def _aliases(trees: list[tuple[str, ast.AST]], modules: set[str]) -> set[str]:
+    """Names the student binds to a module or a module's attribute (``o = np``, ``tfkl = tf.keras.layers``)."""
+    found: set[str] = set()
+    changed = True
+    while changed:  # o = np; p = o.testing
+        changed = False
+        for _, tree in trees:
+            for node in ast.walk(tree):
+                if not isinstance(node, ast.Assign):
+                    continue
+                for target in node.targets:
+                    pairs = (list(zip(target.elts, node.value.elts))
+                             if isinstance(target, ast.Tuple) and isinstance(node.value, ast.Tuple)
+                             else [(target, node.value)])
+                    for name, value in pairs:
+                        if isinstance(name, ast.Name) and name.id not in found | modules \
+                                and isinstance(value, (ast.Name, ast.Attribute)) \
+                                and _root_name(value) in modules | found:
+                            found.add(name.id)
+                            changed = True
+    return found
 
 
 def _bound_by_import(tree: ast.AST) -> set[str]:
@@ -146,8 +194,8 @@ def protected_names(check_sources: list[str]) -> set[str]:
 
 
 class _Scanner(ast.NodeVisitor):
-    def __init__(self, where: str, modules: set[str], protected: set[str]):
-        self.where, self.modules, self.protected = where, modules, protected
+    def __init__(self, where: str, modules: set[str], protected: set[str], inspect: set[str] = frozenset()):
+        self.where, self.modules, self.protected, self.inspect = where, modules, protected, inspect
         self.flags: list[Flag] = []
 
     def flag(self, node: ast.AST, what: str) -> None:
@@ -170,6 +218,9 @@ class _Scanner(ast.NodeVisitor):
                 self.flag(target, f"{verb} `{text}` (into an object's or module's namespace)")
             elif isinstance(target, ast.Attribute) and target.attr in SUSPECT_ATTRIBUTES:
                 self.flag(target, f"{verb} `{text}`")
+            elif isinstance(target, ast.Subscript) and isinstance(target.value, ast.Attribute) \
+                    and target.value.attr == "rcParams":
+                pass  # matplotlib's settings: a figure's size or fonts change no verdict
             elif isinstance(root, ast.Name) and (root.id in self.modules or root.id in self.protected):
                 self.flag(target, f"{verb} `{text}` inside a module the grading relies on")
             elif isinstance(root, ast.Call) and isinstance(root.func, ast.Name) and root.func.id in {
@@ -191,6 +242,10 @@ class _Scanner(ast.NodeVisitor):
             if isinstance(item, (ast.Name, ast.Attribute)) and _root_name(item) in self.protected \
                     and not isinstance(_root(item), ast.Call):
                 self.flag(item, f"gives `{ast.unparse(item)}`, which the checks use, another name")
+            elif isinstance(item, ast.Attribute) and item.attr in SUSPECT_ATTRIBUTES:
+                self.flag(item, f"gives `{ast.unparse(item)}` another name")
+            elif _is_shell(item):
+                self.flag(item, "keeps a handle on the kernel's shell (`get_ipython()`)")
 
     def visit_AugAssign(self, node: ast.AugAssign) -> None:
         self._target(node.target, "assigns")
@@ -217,6 +272,8 @@ class _Scanner(ast.NodeVisitor):
         self._defines(node, node.name)
         if node.name == "__eq__" and self._returns_only_true(node.body):
             self.flag(node, "defines an `__eq__` that always says True")
+        elif node.name in OVERRIDES:
+            self.flag(node, f"defines `{node.name}` (an object that answers for numpy or isinstance)")
         self.generic_visit(node)
 
     visit_AsyncFunctionDef = visit_FunctionDef  # type: ignore[assignment]
@@ -235,6 +292,10 @@ class _Scanner(ast.NodeVisitor):
         module = node.module or ""
         for alias in node.names:
             self._defines(node, alias.asname or alias.name)
+            if module == "inspect" and alias.name in FRAME_FUNCTIONS | {"*"}:
+                self.flag(node, f"imports `{alias.name}` from inspect (the frames of running code)")
+            if module.split(".")[0] in {"IPython", "ipykernel"} and module != "IPython.display":
+                self.flag(node, f"imports `{alias.name}` from `{module}` (the kernel's own machinery)")
             full = f"{module}.{alias.name}"
             if module.startswith("importlib") and alias.name in IMPORTLIB_CALLS:
                 self.flag(node, f"imports `{alias.name}` (imports a module by a name built at run time)")
@@ -251,7 +312,13 @@ class _Scanner(ast.NodeVisitor):
 
     def visit_Attribute(self, node: ast.Attribute) -> None:
         text = ast.unparse(node)
-        if node.attr == "modules" and _root_name(node) == "sys":
+        if _is_shell(node.value) and node.attr not in SHELL_HELPERS:
+            self.flag(node, f"uses `{text}` (the kernel's own machinery, which runs the checks)")
+        elif node.attr in INTROSPECTION:
+            self.flag(node, f"uses `{text}` (reaches running code or patches an object unnamed)")
+        elif node.attr in FRAME_FUNCTIONS and _root_name(node) in self.inspect:
+            self.flag(node, f"uses `{text}` (the frames of running code)")
+        elif node.attr == "modules" and _root_name(node) == "sys":
             self.flag(node, "uses `sys.modules`")
         elif node.attr in {"showtraceback", "_showtraceback", "showsyntaxerror", "set_custom_exc"}:
             self.flag(node, f"uses `{text}` (IPython's error display)")
@@ -312,11 +379,19 @@ class _Scanner(ast.NodeVisitor):
 def scan(cells: list[tuple[str, str]], *, modules: set[str], protected: set[str]) -> list[Flag]:
     """Flags for the student's code: ``cells`` are ``(label, source)`` of what the grader runs."""
     flags: list[Flag] = []
-    for label, source in cells:
-        tree = _parse(source)
-        if tree is None:
-            continue
-        scanner = _Scanner(f"cell {label}", modules, protected)
+    parsed = [(label, tree) for label, tree in ((label, _parse(source)) for label, source in cells) if tree is not None]
+    # What the student imports, and names given to it, is a module like the lab's own: assigning into
+    # ``import flowlab.checks.two_moons as m`` patches the check as surely as assigning into ``check``.
+    modules = set(modules) | {"inspect"}
+    inspect = {"inspect"}
+    for _, tree in parsed:
+        modules |= _bound_by_import(tree)
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Import):
+                inspect |= {a.asname for a in node.names if a.name == "inspect" and a.asname}
+    modules |= _aliases(parsed, modules)
+    for label, tree in parsed:
+        scanner = _Scanner(f"cell {label}", modules, protected, inspect)
         scanner.visit(tree)
         flags += scanner.flags
     # One flag per place and reason is enough for a reader.
