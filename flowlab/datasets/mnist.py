@@ -5,10 +5,12 @@ Where the data come from, in order:
 1. a directory passed as ``directory=``, or named by the environment variable
    ``FLOWLAB_MNIST_DIR``, holding the original files (``train-images-idx3-ubyte.gz``,
    ``t10k-images-idx3-ubyte.gz`` and their ``-labels-idx1-`` companions);
-2. for the full dataset, ``tf.keras.datasets.mnist.load_data``, which downloads it once and caches
-   it in ``~/.keras/datasets``;
-3. for :func:`load_mnist_split` (the labs' and tests' offline 9,000/1,000 split of the official
-   10,000 test images), the course machines' shared copy at ``<repo>/../shared/data/mnist``.
+2. else ``tf.keras.datasets.mnist.load_data``, which downloads it once and caches it in
+   ``~/.keras/datasets``, as Keras users expect.
+
+The package does not know where a machine keeps its own copy: the tests and CI name it with
+``FLOWLAB_MNIST_DIR`` (the root ``conftest.py`` and ``make test`` set it to ``../shared/data/mnist``
+when that folder exists).
 
 When none works, :class:`MNISTNotFoundError` says how to get the data.  Every IDX file is checked:
 its magic number (2051 images, 2049 labels), its sizes, and that the gzip stream is complete.
@@ -36,7 +38,6 @@ __all__ = [
     "MNISTNotFoundError",
     "CorruptIDXError",
     "read_idx",
-    "shared_mnist_dir",
     "load_mnist_dir",
     "load_mnist",
     "load_mnist_split",
@@ -98,11 +99,6 @@ def read_idx(path: Path | str, kind: str | None = None) -> np.ndarray:
             "the file is truncated or corrupt; fetch it again"
         )
     return np.frombuffer(data, dtype=np.uint8, offset=header).reshape(shape)
-
-
-def shared_mnist_dir() -> Path:
-    """The shared copy of the official test set on course machines: ``<repo>/../shared/data/mnist``."""
-    return Path(__file__).resolve().parents[2].parent / "shared" / "data" / "mnist"
 
 
 def _directory(directory: Path | str | None) -> Path | None:
@@ -168,15 +164,13 @@ def load_mnist_split(
     """Disjoint ``(train, test)`` images, uint8 ``(n, 28, 28, 1)``, drawn from the official 10,000 test images.
 
     The offline split the labs, tests and benchmark use.  The images come from ``directory``, else
-    ``$FLOWLAB_MNIST_DIR``, else the shared copy at ``<repo>/../shared/data/mnist``, else a Keras
-    download; shuffled with ``seed`` and cut into ``n_train`` then ``n_test`` images.
+    ``$FLOWLAB_MNIST_DIR``, else a Keras download; shuffled with ``seed`` and cut into ``n_train``
+    then ``n_test`` images.
     """
     for n, name in ((n_train, "n_train"), (n_test, "n_test")):
         if not isinstance(n, (int, np.integer)) or isinstance(n, bool) or n < 0:
             raise ValueError(f"{name} must be a non-negative integer, got {n!r}")
     folder = _directory(directory)
-    if folder is None and shared_mnist_dir().is_dir():
-        folder = shared_mnist_dir()
     if folder is not None:
         images, _ = load_mnist_dir(folder, "test")
     else:
