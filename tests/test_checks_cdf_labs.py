@@ -200,7 +200,16 @@ def test_trained_cdf_flows(capsys):
     ({"u": lambda x: x * np.nan}, "integrate"),
 ])
 def test_trained_cdf_flows_weird_answers(capsys, models, words):
-    fails(capsys, lambda: flows_1d.trained_cdf_flows(models, np.linspace(-1, 1, 50)), words)
+    fails(capsys, lambda: flows_1d.trained_cdf_flows(models, flows_1d.bimodal_test_set()), words)
+
+
+def test_trained_cdf_flows_are_measured_on_the_labs_test_set(capsys):
+    """The true density passes on X_test; on X_test's easiest points, or X_test changed, the check fails."""
+    x_test = flows_1d.bimodal_test_set()
+    models = {"true": lambda x: bimodal_log_prob(np.asarray(x))}
+    easiest = x_test[np.argsort(-bimodal_log_prob(x_test))[:200]]
+    fails(capsys, lambda: flows_1d.trained_cdf_flows(models, easiest), "not the lab's test set", "200 rows")
+    fails(capsys, lambda: flows_1d.trained_cdf_flows(models, np.sort(x_test)), "not the lab's test set", "changed")
 
 
 def test_bimodal_dataset():
@@ -419,7 +428,8 @@ def gaussian_fit(points):
     ("moons", face.trained_moons_flow, 30), ("face", face.trained_face_flow, 20),
 ])
 def test_trained_flows(capsys, data, check, components):
-    train, test = load_two_moons(2000, 500, seed=0) if data == "moons" else load_face(2000, 500, seed=0)
+    train = load_two_moons(2000, seed=0)[0] if data == "moons" else load_face(2000, seed=0)[0]
+    test = face.moons_test_set() if data == "moons" else face.face_test_set()
     good = mixture_fit(train, components)
     passes(capsys, lambda: check(good, test))
     passes(capsys, lambda: check(Density(lambda x: good.log_prob(x)), test))
@@ -429,6 +439,10 @@ def test_trained_flows(capsys, data, check, components):
     # The x1 term only: one conditional is missing, so the "density" is not one.
     x1_density = tfd.MixtureSameFamily(tfd.Categorical(logits=tf.zeros(50)), tfd.Normal(train[:50, 0], 0.1))
     fails(capsys, lambda: check(Density(lambda x: x1_density.log_prob(x[:, 0])), test), "integrate to 1")
+    # Measured on the lab's own held-out points: its best-fitting hundred, or the points moved, fail.
+    best = test[np.argsort(-good.log_prob(test).numpy())[:100]]
+    fails(capsys, lambda: check(good, best), "not the lab's test set", "100 rows")
+    fails(capsys, lambda: check(good, test * 0.5), "not the lab's test set", "changed")
 
 
 @pytest.mark.parametrize("model, words", [
@@ -437,8 +451,7 @@ def test_trained_flows(capsys, data, check, components):
     (Density(lambda x: tf.fill(tf.shape(x)[:1], np.nan)), "not finite"),
 ])
 def test_trained_flows_weird_answers(capsys, model, words):
-    _, test = load_face(10, 50, seed=0)
-    fails(capsys, lambda: face.trained_face_flow(model, test), words)
+    fails(capsys, lambda: face.trained_face_flow(model, face.face_test_set()), words)
 
 
 # ---- answers that work on numbers but not inside model.fit -----------------------------------

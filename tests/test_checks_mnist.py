@@ -399,6 +399,15 @@ class LyingLogDet(tfb.Bijector):
         return tf.fill(tf.shape(y)[:-3], 5000.0)
 
 
+@pytest.fixture
+def lab_test_set(monkeypatch):
+    """``use(y)``: the check measures on ``y`` as if it were the lab's test digits (these tests use synthetic
+    ones; the real ``mnist_test_set`` is tested on its own below)."""
+    def use(y):
+        monkeypatch.setattr(check, "mnist_test_set", lambda: np.asarray(y, np.float64))
+    return use
+
+
 @pytest.fixture(scope="module")
 def honest():
     flow = _flow()
@@ -406,18 +415,21 @@ def honest():
     return flow, y, _bpd(flow, y)
 
 
-def test_trained_flow_passes_honest_flows(capsys, honest):
+def test_trained_flow_passes_honest_flows(capsys, honest, lab_test_set):
     flow, y, value = honest
     assert value < check.TRAINED_BPD_THRESHOLD
+    lab_test_set(y)
     passes(capsys, check.trained_flow, flow, y, value)
     passes(capsys, check.trained_flow, flow, y, tf.constant([value]))
     sharp = tfd.TransformedDistribution(_base(), tfb.Chain([tfb.Invert(Logit(0.05)), tfb.Shift(0.3), tfb.Scale(0.01)]))
     ys = sharp.sample(8, seed=2).numpy()
+    lab_test_set(ys)
     passes(capsys, check.trained_flow, sharp, ys, np.float32(_bpd(sharp, ys)))
 
 
-def test_trained_flow_catches_log_dets_that_lie(capsys, honest):
+def test_trained_flow_catches_log_dets_that_lie(capsys, honest, lab_test_set):
     _, y, _ = honest
+    lab_test_set(y)
     no_coupling_log_det = _flow(forward=lambda x, m, c: (forward_a(x, m, c)[0], tf.zeros(tf.shape(x)[:1])))
     fails(capsys, check.trained_flow, no_coupling_log_det, y, _bpd(no_coupling_log_det, y), hint="not the density")
     minus_logit = _flow(log_det=lambda y, a: -log_det_a(y, a))
@@ -428,8 +440,9 @@ def test_trained_flow_catches_log_dets_that_lie(capsys, honest):
     fails(capsys, check.trained_flow, liar, y, _bpd(liar, y), hint="not the density")
 
 
-def test_trained_flow_catches_masks_that_do_not_alternate(capsys, honest):
+def test_trained_flow_catches_masks_that_do_not_alternate(capsys, honest, lab_test_set):
     _, y, _ = honest
+    lab_test_set(y)
     board = board_a(28, 28, 1, 0)
     same = [FunctionCoupling(board, _net(), forward_a, inverse_a) for _ in range(2)]
     flow = tfd.TransformedDistribution(_base(), tfb.Chain([tfb.Invert(FunctionLogit(logit_a, log_det_a)),
@@ -437,18 +450,21 @@ def test_trained_flow_catches_masks_that_do_not_alternate(capsys, honest):
     fails(capsys, check.trained_flow, flow, y, _bpd(flow, y), hint="same mask")
 
 
-def test_trained_flow_catches_a_sampler_that_does_not_invert(capsys, honest):
+def test_trained_flow_catches_a_sampler_that_does_not_invert(capsys, honest, lab_test_set):
     _, y, _ = honest
+    lab_test_set(y)
     broken = _flow(inverse=lambda y, m, c: y)
     fails(capsys, check.trained_flow, broken, y, _bpd(broken, y), hint="sampling")
 
 
-def test_trained_flow_needs_a_trained_model_and_the_right_number(capsys, honest):
+def test_trained_flow_needs_a_trained_model_and_the_right_number(capsys, honest, lab_test_set):
     flow, y, value = honest
     blurry = _flow(scale=0.3)  # an honest flow far from the data: like an untrained one
     yb = flow.sample(12, seed=4).numpy()
     assert _bpd(blurry, yb) > check.TRAINED_BPD_THRESHOLD
+    lab_test_set(yb)
     fails(capsys, check.trained_flow, blurry, yb, _bpd(blurry, yb), hint="above 5 bits/dim")
+    lab_test_set(y)
     fails(capsys, check.trained_flow, flow, y, ..., hint="placeholder")
     fails(capsys, check.trained_flow, flow, y, value - 8.0, hint="8 bits")
     fails(capsys, check.trained_flow, flow, y, value + 0.5, hint="mean of to_bits_per_dim")
@@ -459,7 +475,29 @@ def test_trained_flow_needs_a_trained_model_and_the_right_number(capsys, honest)
     fails(capsys, check.trained_flow, ..., y, 1.0, hint="placeholder")
     fails(capsys, check.trained_flow, "flow", y, 1.0, hint="Distribution")
     fails(capsys, check.trained_flow, tfd.Normal(0.0, 1.0), y, 1.0, hint="TransformedDistribution")
-    fails(capsys, check.trained_flow, flow, y[..., 0], value, hint="(n, 28, 28, 1)")
+    fails(capsys, check.trained_flow, flow, y[..., 0], value, hint="not the lab's test set")
+
+
+def test_trained_flow_is_measured_on_the_labs_test_digits(capsys, honest, lab_test_set):
+    """The flow is measured on the lab's own y_test: its easiest digits, or digits changed, fail."""
+    flow, y, value = honest
+    lab_test_set(y)
+    easiest = y[np.argsort(-flow.log_prob(y).numpy())[:4]]
+    fails(capsys, check.trained_flow, flow, easiest, _bpd(flow, easiest), hint="not the lab's test set")
+    fails(capsys, check.trained_flow, flow, np.clip(y * 1.01, 0, 1), value, hint="not the lab's test set")
+
+
+def test_the_labs_test_digits_are_the_data_cells():
+    """``mnist_test_set`` rebuilds the data cell's y_test: test split, dequantized with seed [3, 4]."""
+    from flowlab.bijectors.dequantize import uniform_dequantize
+
+    from flowlab.datasets.mnist import load_mnist_splits
+
+    test_images = load_mnist_splits(2000, 500, 500, seed=0)[2]
+    expected = uniform_dequantize(test_images, seed=[3, 4]).numpy()
+    got = check._mnist_test_set(True)
+    assert got.shape == (500, 28, 28, 1) and np.array_equal(got, expected.astype(np.float64))
+    assert not got.flags.writeable
 
 
 # --- the lab's data: train / validation / test -----------------------------------------------------

@@ -281,6 +281,17 @@ def test_trained_flow_wrong(capsys, trained, moons_test):
     fails(capsys, check.trained_flow, ..., moons_test, hint="placeholder")
 
 
+def test_trained_flow_is_measured_on_the_labs_test_set(capsys, trained, moons_test):
+    """An untrained flow on X_test's easiest points, or on X_test moved towards its base's mode, fails."""
+    untrained = _lab_flow([b for _ in range(3) for b in (made_layer(2), tfb.Permute([1, 0]))])
+    scores = untrained.log_prob(moons_test).numpy()
+    easiest = moons_test[np.argsort(-scores)[:100]]
+    fails(capsys, check.trained_flow, untrained, easiest, hint="not the lab's test set")
+    fails(capsys, check.trained_flow, trained, moons_test * 0.1, hint="not the lab's test set")
+    fails(capsys, check.test_nll, -float(np.mean(trained.log_prob(easiest))), trained, easiest,
+          hint="not the lab's test set")
+
+
 def test_test_nll(capsys, trained, moons_test):
     nll = -tf.reduce_mean(trained.log_prob(moons_test))
     passes(capsys, check.test_nll, nll, trained, moons_test)

@@ -189,3 +189,12 @@ def test_trained_flow(capsys):
     fails(capsys, check.trained_flow, flipped, target, log_z)
     fails(capsys, check.trained_flow, tfd.Normal(0.0, 1.0), target, log_z, hint="a flow")
     fails(capsys, check.trained_flow, ..., target, log_z, hint="placeholder")
+
+
+def test_trained_flow_is_measured_against_u1_itself(capsys):
+    """An untrained flow with LOG_Z["U1"] shifted, or against another target, fails with a hint."""
+    untrained = V.build_vi_flow("planar", dims=2, n_flows=2, seed=0)
+    target, log_z = energy_log_prob("U1"), log_normalizer("U1")
+    fails(capsys, check.trained_flow, untrained, target, log_z - 3.0, hint="log normaliser")
+    fails(capsys, check.trained_flow, untrained, energy_log_prob("U2"), log_z, hint="U1's energy")
+    fails(capsys, check.trained_flow, untrained, lambda z: target(z) + 3.0, log_z, hint="U1's energy")

@@ -15,6 +15,7 @@ import tensorflow_probability as tfp
 from flowlab.bijectors.autoregressive_cdf import AutoregressiveMixtureCDF, MixtureConditioner2D
 from flowlab.bijectors.mixture_cdf import MixtureCDF
 from flowlab.checks.core import CheckFailed, check, need, need_function, printable, require, student_code, to_numpy
+from flowlab.checks.held_out import cached, held_out
 
 __all__ = ["conditional_network", "ar_log_prob", "sample_in_order", "trained_moons_flow", "trained_face_flow",
            "measure_moons", "measure_face", "MASS_TOLERANCE", "MOONS_NLL_LIMIT", "FACE_NLL_LIMIT"]
@@ -231,11 +232,29 @@ def measure_face(log_prob: Callable[[tf.Tensor], Any], x_test: Any) -> tuple[flo
     return _measure(log_prob, x_test, _FACE_GRID)
 
 
-def _trained(model: Any, x_test: Any, measure: Callable[..., tuple[float, float]], limit: float, data: str) -> None:
+@cached
+def moons_test_set() -> np.ndarray:
+    """The lab's held-out moons (``X_moons_test``), as its data cell makes them."""
+    from flowlab.datasets import load_two_moons
+
+    return load_two_moons(4000, 1000, seed=0)[1]
+
+
+@cached
+def face_test_set() -> np.ndarray:
+    """The lab's held-out face points (``X_face_test``), as its data cell makes them."""
+    from flowlab.datasets import load_face
+
+    return load_face(2000, 1000, seed=0)[1]
+
+
+def _trained(model: Any, x_test: Any, measure: Callable[..., tuple[float, float]], limit: float, data: str,
+             held: tuple[str, Callable[[], np.ndarray]]) -> None:
     need(model, "the trained flow (built from your answers above)")
     with student_code("model.log_prob"):
         log_prob = getattr(model, "log_prob", None)
     require(callable(log_prob), f"expected a trained model with a log_prob method, got {printable(type(model).__name__)}")
+    x_test = held_out(x_test, *held).astype(np.float32)
     mass, nll = measure(log_prob, x_test)
     require(bool(np.isfinite(nll)), "the test log-likelihood is not finite: did training diverge?")
     not_a_density = ("the trained model's density does not integrate to 1 over the plane, so it is not a density: "
@@ -253,10 +272,10 @@ def _trained(model: Any, x_test: Any, measure: Callable[..., tuple[float, float]
 @check("trained flow models two moons")
 def trained_moons_flow(model: Any, x_test: Any) -> None:
     """The trained density integrates to 1 and scores below MOONS_NLL_LIMIT nats on held-out moons."""
-    _trained(model, x_test, measure_moons, MOONS_NLL_LIMIT, "two moons")
+    _trained(model, x_test, measure_moons, MOONS_NLL_LIMIT, "two moons", ("X_moons_test", moons_test_set))
 
 
 @check("trained flow models the face")
 def trained_face_flow(model: Any, x_test: Any) -> None:
     """The trained density integrates to 1 and scores below FACE_NLL_LIMIT nats on held-out face points."""
-    _trained(model, x_test, measure_face, FACE_NLL_LIMIT, "the face")
+    _trained(model, x_test, measure_face, FACE_NLL_LIMIT, "the face", ("X_face_test", face_test_set))

@@ -14,7 +14,8 @@ import tensorflow_probability as tfp
 
 from flowlab.bijectors.mixture_cdf import MixtureCDF
 from flowlab.checks.core import CheckFailed, check, need, need_function, printable, require, student_code, to_numpy
-from flowlab.datasets.bimodal import bimodal_log_prob
+from flowlab.checks.held_out import cached, held_out
+from flowlab.datasets.bimodal import bimodal_log_prob, load_bimodal
 
 __all__ = ["flow_log_prob", "gaussian_flow", "inverse_cdf_sampler", "trained_cdf_flows", "measure_1d",
            "MASS_TOLERANCE", "NLL_MARGIN"]
@@ -215,13 +216,19 @@ def measure_1d(log_prob: Callable[[tf.Tensor], Any], x_test: Any) -> tuple[float
     return mass, -float(np.mean(test_values))
 
 
+@cached
+def bimodal_test_set() -> np.ndarray:
+    """The lab's held-out points, as its data cell makes them."""
+    return load_bimodal(5000, 2000, seed=0)[1]
+
+
 @check("the trained CDF flows fit the data")
 def trained_cdf_flows(models: Any, x_test: Any) -> None:
     """Each trained model's density integrates to 1 and scores within NLL_MARGIN of the true density."""
     need(models, "models (the trained flows, built from your answers above)")
     require(isinstance(models, dict) and len(models) > 0, f"models should be a dict of trained models, got "
             f"{printable(type(models).__name__)}")
-    x = np.asarray(x_test, np.float32)
+    x = held_out(x_test, "X_test", bimodal_test_set).astype(np.float32)
     true_nll = -float(np.mean(bimodal_log_prob(x)))
     for name in list(models):
         model = models[name]

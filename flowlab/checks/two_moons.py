@@ -16,6 +16,7 @@ import tensorflow as tf
 import tensorflow_probability as tfp
 
 from flowlab.checks.core import CheckFailed, check, need, printable, require, student_code, to_numpy
+from flowlab.checks.held_out import cached, held_out
 
 __all__ = [
     "base_distribution",
@@ -299,11 +300,19 @@ def _honest_density(distribution: Any, points: np.ndarray) -> None:
             "(is a log-determinant missing or off?)")
 
 
+@cached
+def moons_test_set() -> np.ndarray:
+    """The lab's held-out moons, as its data cell makes them."""
+    from sklearn.datasets import make_moons
+
+    return make_moons(2000, noise=0.05, random_state=1)[0].astype(np.float32)
+
+
 @check("trained flow beats its Gaussian base")
 def trained_flow(distribution: Any, x_test: Any) -> None:
     """A true density whose test NLL is below what a trained three-layer MAF reliably reaches."""
     need(distribution, "trainable_distribution", tfd.Distribution)
-    x = to_numpy(x_test, "X_test").astype(np.float32)
+    x = held_out(x_test, "X_test", moons_test_set).astype(np.float32)
     with student_code("trainable_distribution.log_prob(X_test)"):
         log_prob = to_numpy(distribution.log_prob(x), "log_prob(X_test)")
     require(log_prob.shape == (len(x),), "log_prob(X_test) should give one value per test point")
@@ -322,7 +331,7 @@ def test_nll(value: Any, distribution: Any, x_test: Any) -> None:
     got = to_numpy(value, "test_nll")
     require(got.size == 1, f"test_nll should be one number (the mean over test points), got shape {got.shape}")
     need(distribution, "trainable_distribution", tfd.Distribution)
-    x = to_numpy(x_test, "X_test").astype(np.float32)
+    x = held_out(x_test, "X_test", moons_test_set).astype(np.float32)
     with student_code("trainable_distribution.log_prob(X_test)"):
         expected = -float(np.mean(to_numpy(distribution.log_prob(x), "log_prob(X_test)")))
     got = float(got.reshape(()))

@@ -10,6 +10,7 @@ numbers.  The trained flow is judged by its exact KL against its own base (``ben
 
 from __future__ import annotations
 
+import functools
 from typing import Any, Callable
 
 import numpy as np
@@ -149,6 +150,30 @@ def elbo_estimator(estimator: Any) -> None:
             "through the sample (reparameterisation), and use log q of those same samples")
 
 
+def _u1(target_log_prob: Any, log_z: Any) -> tuple[Callable, float]:
+    """U1's energy and log normaliser, once the notebook's are seen to be the same."""
+    from flowlab.datasets.energies import energy_log_prob
+
+    own, own_log_z = energy_log_prob("U1"), _u1_log_z()
+    got = to_numpy(log_z, 'LOG_Z["U1"]')
+    require(got.size == 1 and bool(abs(float(got.reshape(())) - own_log_z) < 1e-6),
+            'LOG_Z["U1"] is not the log normaliser of U1 that the energies cell computed: run that cell again '
+            "and leave LOG_Z as it made it (the KL is measured against U1's own log Z)")
+    probe = tf.constant(np.random.default_rng(5).normal(0.0, 2.0, (64, 2)), tf.float32)
+    with student_code('energy_log_prob("U1")'):
+        values = to_numpy(target_log_prob(probe), 'energy_log_prob("U1")(z)')
+    require(values.shape == (64,) and bool(np.allclose(values, own(probe).numpy(), atol=1e-5)),
+            'the target is not U1\'s energy: pass energy_log_prob("U1") as the lab\'s check cell does')
+    return own, own_log_z
+
+
+@functools.lru_cache(maxsize=None)
+def _u1_log_z() -> float:
+    from flowlab.datasets.energies import log_normalizer
+
+    return log_normalizer("U1")
+
+
 @check("trained planar flow on U1")
 def trained_flow(q: Any, target_log_prob: Any, log_z: float) -> None:
     """The student's flow, trained by reverse KL, must reach a KL far below its base's."""
@@ -157,6 +182,9 @@ def trained_flow(q: Any, target_log_prob: Any, log_z: float) -> None:
             "q should be a flow: a tfd.TransformedDistribution of a base distribution and the chain of planar flows")
     from flowlab.variational import exact_kl, sample_and_log_prob
 
+    # The KL is measured against U1 and its log Z as the lab's locked cells define them: a notebook that
+    # shifts LOG_Z["U1"] or passes another target would move both KLs, not make q better.
+    target_log_prob, log_z = _u1(target_log_prob, log_z)
     with student_code("q.sample / q's log-density"):
         z, log_q = sample_and_log_prob(q, 4000, seed=0)
         to_numpy(z, "samples of q"), to_numpy(log_q, "log q")
