@@ -292,6 +292,22 @@ def test_trained_flow_is_measured_on_the_labs_test_set(capsys, trained, moons_te
           hint="not the lab's test set")
 
 
+def test_trained_flow_is_the_labs_three_maf_flow(capsys, trained, moons_test):
+    """A good density that is not the student's MAF chain (a fitted mixture, a flow of two MAFs) fails."""
+    from sklearn.mixture import GaussianMixture
+
+    points = make_moons(5000, noise=0.05, random_state=0)[0]
+    fitted = GaussianMixture(40, covariance_type="full", random_state=0).fit(points)
+    mixture = tfd.MixtureSameFamily(
+        tfd.Categorical(probs=fitted.weights_.astype(np.float32)),
+        tfd.MultivariateNormalTriL(loc=fitted.means_.astype(np.float32),
+                                   scale_tril=np.linalg.cholesky(fitted.covariances_).astype(np.float32)))
+    assert -float(tf.reduce_mean(mixture.log_prob(moons_test))) < check.TRAINED_NLL
+    fails(capsys, check.trained_flow, mixture, moons_test, hint="not the lab's flow")
+    two = tfd.TransformedDistribution(trained.distribution, tfb.Chain(list(trained.bijector.bijectors)[2:]))
+    fails(capsys, check.trained_flow, two, moons_test, hint="not the lab's flow")
+
+
 def test_test_nll(capsys, trained, moons_test):
     nll = -tf.reduce_mean(trained.log_prob(moons_test))
     passes(capsys, check.test_nll, nll, trained, moons_test)

@@ -318,6 +318,11 @@ def trained_flow(distribution: Any, x_test: Any) -> None:
     require(log_prob.shape == (len(x),), "log_prob(X_test) should give one value per test point")
     require(bool(np.all(np.isfinite(log_prob))), "the test log-likelihood is not finite: did training diverge?")
     _honest_density(distribution, x[:16])
+    mafs = [b for b in _applied(distribution.bijector) if isinstance(b, tfb.MaskedAutoregressiveFlow)] \
+        if _is_flow(distribution) else []
+    require(len(mafs) == 3, "trainable_distribution is not the lab's flow (three MAF layers over your base): the "
+            "check measures the flow built from your flow_bijector and trained by the fit cell, not another model "
+            "put in its place")
     nll = -float(np.mean(log_prob))
     require(nll < TRAINED_NLL,
             f"the trained flow's test NLL is not below {TRAINED_NLL:g} nats (a trained three-layer MAF reaches "
