@@ -47,7 +47,9 @@ class Lab:
             raise ValueError(f"{path}: two check cells print the same title; the gradebook needs distinct ones")
         locked = [c.source for c in cells if c.role == Role.LOCKED]
         checks = [c.source for c in cells if c.role == Role.CHECK]
-        return cls(lab, path, notebook, cells, frozenset(module_names(locked)), frozenset(protected_names(checks)))
+        answers = [c.source for c in cells if c.role == Role.ANSWER]
+        return cls(lab, path, notebook, cells, frozenset(module_names(locked)),
+                   frozenset(protected_names(checks, locked, answers)))
 
 
 class Solutions:
