@@ -60,3 +60,43 @@ def test_evasions_are_flagged(source, words):
 ])
 def test_honest_code_that_looks_alike_is_not_flagged(source):
     assert _flags(source) == []
+
+
+# --- the lab's own objects under a check -----------------------------------------------------------
+LOCKED = ["X_test = load_test()\nmodels = {name: FlowModel(f) for name, f in flows.items()}",
+          "fig, ax = plt.subplots()\nfor name, model in models.items():\n    fit(model, X_train)"]
+ANSWERS = ["def flow_log_prob(x, flow, base):\n    return base.log_prob(flow.forward(x))"]
+LAB_CHECKS = ["# NBVAL_CHECK_OUTPUT\ncheck.trained_cdf_flows(models, X_test)",
+              "# NBVAL_CHECK_OUTPUT\ncheck.flow_log_prob(flow_log_prob)"]
+
+
+def _lab_flags(source: str) -> list[str]:
+    protected = protected_names(LAB_CHECKS, LOCKED, ANSWERS)
+    return [str(f) for f in scan([("extra", source)], modules=module_names([SETUP]), protected=protected)]
+
+
+def test_the_objects_a_check_measures_are_the_locked_cells():
+    protected = protected_names(LAB_CHECKS, LOCKED, ANSWERS)
+    assert {"models", "X_test", "check"} <= protected
+    assert not {"flow_log_prob", "fig", "ax", "name", "model"} & protected  # answers, plots, loop variables
+
+
+@pytest.mark.parametrize("source, words", [
+    ("models = {'truth': lambda x: true_log_prob(x)}", "`models`"),
+    ("models['N(0, 1)'] = lambda x: true_log_prob(x)", "models['N(0, 1)']"),
+    ("models.update(truth=lambda x: true_log_prob(x))", "in place"),
+    ("X_test = X_test[:100]", "`X_test`"),
+    ("X_test.sort(axis=0)", "in place"),
+])
+def test_swapping_what_a_check_measures_is_flagged(source, words):
+    flags = _lab_flags(source)
+    assert any(words in f for f in flags), flags
+
+
+@pytest.mark.parametrize("source", [
+    "fig, ax = plt.subplots()\nax.hist(X_test, bins=30)",
+    "for name, model in models.items():\n    print(name, model(X_test[:5]).shape)",
+    "def flow_log_prob(x, flow, base):\n    z = flow.forward(x)\n    return base.log_prob(z)",
+])
+def test_reading_what_a_check_measures_is_not_flagged(source):
+    assert _lab_flags(source) == []

@@ -74,6 +74,13 @@ INTROSPECTION = frozenset({
 OVERRIDES = frozenset({"__array_function__", "__array_ufunc__", "__instancecheck__", "__subclasscheck__"})
 # inspect's ways to reach the frames of running code (the checks' among them).
 FRAME_FUNCTIONS = frozenset({"stack", "trace", "getouterframes", "getinnerframes", "currentframe"})
+# Methods that change a container, an array or a model in place: called on an object the checks
+# measure (``models.update(...)``, ``X_test.sort()``), they swap what the check sees.
+MUTATORS = frozenset({
+    "update", "clear", "pop", "popitem", "setdefault", "append", "extend", "insert", "remove", "sort", "reverse",
+    "fill", "put", "itemset", "resize", "setflags", "assign", "assign_add", "assign_sub", "set_weights",
+    "load_weights", "__setitem__", "__delitem__",
+})
 # The check machinery's own writer: replacing it rewrites every verdict.
 PRIVATE_WRITERS = {"_print", "_write"}
 # Calls that read files or list folders; with a path naming a solution, a notebook or /proc.
@@ -117,6 +124,19 @@ def _root(node: ast.AST) -> ast.AST:
 def _root_name(node: ast.AST) -> str | None:
     root = _root(node)
     return root.id if isinstance(root, ast.Name) else None
+
+
+def _top_level_bindings(tree: ast.Module) -> set[str]:
+    """Names a cell binds at its top level by assignment, ``def`` or ``class`` (not loops or imports)."""
+    names: set[str] = set()
+    for statement in tree.body:
+        if isinstance(statement, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            names.add(statement.name)
+        targets = (statement.targets if isinstance(statement, ast.Assign)
+                   else [statement.target] if isinstance(statement, (ast.AnnAssign, ast.AugAssign)) else [])
+        for target in targets:
+            names |= {n.id for n in ast.walk(target) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Store)}
+    return names
 
 
 def _is_shell(node: ast.AST) -> bool:
@@ -181,16 +201,27 @@ def module_names(locked_sources: list[str]) -> set[str]:
     return names
 
 
-def protected_names(check_sources: list[str]) -> set[str]:
-    """``print`` and the names the solution's check cells call through (``check`` in ``check.f(x)``)."""
+def protected_names(check_sources: list[str], locked_sources: list[str] = (),
+                    answer_sources: list[str] = ()) -> set[str]:
+    """``print``, the names the solution's check cells call through (``check`` in ``check.f(x)``), and
+    the lab's own objects the checks measure: a name a check cell passes (``X_test``, ``models``,
+    ``trainable_distribution``) that a locked cell binds and no answer cell does. Rebinding or changing
+    one of those puts another object under the check than the one the lab built from the answers."""
     names = {"print", "get_ipython", "__builtins__"}
+    passed: set[str] = set()
     for tree in filter(None, map(_parse, check_sources)):
         for node in ast.walk(tree):
             if isinstance(node, ast.Call):
                 name = _root_name(node.func)
                 if name:
                     names.add(name)
-    return names
+                for arg in [*node.args, *(k.value for k in node.keywords)]:
+                    root = _root(arg)
+                    if isinstance(root, ast.Name):
+                        passed.add(root.id)
+    locked = set().union(*(_top_level_bindings(t) for t in filter(None, map(_parse, locked_sources))))
+    answers = set().union(*(_top_level_bindings(t) for t in filter(None, map(_parse, answer_sources))))
+    return names | (passed & locked) - answers
 
 
 class _Scanner(ast.NodeVisitor):
@@ -347,6 +378,9 @@ class _Scanner(ast.NodeVisitor):
                     and node.args[0].value == ord(PASS):
                 self.flag(node, "writes the pass mark (U+2714) itself")
         name = func.id if isinstance(func, ast.Name) else func.attr if isinstance(func, ast.Attribute) else ""
+        if isinstance(func, ast.Attribute) and name in MUTATORS and _root_name(func.value) in self.protected \
+                and _root_name(func.value) not in self.modules:
+            self.flag(node, f"changes `{ast.unparse(func.value)}`, which a check measures, in place")
         if name in FILE_CALLS:
             for arg in ast.walk(node):
                 if isinstance(arg, ast.Constant) and isinstance(arg.value, str) \
