@@ -34,7 +34,8 @@ def _check(num_dims: Any, num_levels: Any) -> tuple[int, int]:
     if not isinstance(num_dims, (int, np.integer)) or isinstance(num_dims, bool) or num_dims < 1:
         raise ValueError(f"num_dims must be a positive integer (values per example), got {num_dims!r}")
     if not isinstance(num_levels, (int, np.integer)) or isinstance(num_levels, bool) or num_levels < 1:
-        raise ValueError(f"num_levels must be a positive integer (1: the density is already in pixel space), got {num_levels!r}")
+        raise ValueError(f"num_levels must be a positive integer (1: the density is already in pixel space), "
+                         f"got {num_levels!r}")
     return int(num_dims), int(num_levels)
 
 

@@ -113,7 +113,7 @@ def find_keras3_layers(root: object, max_depth: int = 12) -> list[object]:
 
 def _filled(cell: object) -> bool:
     try:
-        cell.cell_contents  # type: ignore[attr-defined]
+        cell.cell_contents  # type: ignore[attr-defined]  # noqa: B018 - read only to see if it raises
     except ValueError:  # an empty cell
         return False
     return True

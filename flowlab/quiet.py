@@ -19,7 +19,7 @@ import importlib.abc
 import importlib.util
 import os
 import sys
-from typing import Iterator
+from collections.abc import Iterator
 
 __all__ = ["install", "silenced_stderr"]
 

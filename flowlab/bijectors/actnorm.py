@@ -44,7 +44,8 @@ class ActNorm(tfb.Bijector):
         with tf.name_scope(name):
             self.loc = tf.Variable(tf.zeros([channels]), name="loc")
             self.log_scale = tf.Variable(tf.zeros([channels]), name="log_scale")
-        super().__init__(forward_min_event_ndims=event_ndims, validate_args=validate_args, parameters=parameters, name=name)
+        super().__init__(forward_min_event_ndims=event_ndims, validate_args=validate_args,
+                         parameters=parameters, name=name)
 
     def _check(self, x: tf.Tensor) -> None:
         if x.shape.rank is not None and (x.shape.rank < self._ndims or x.shape[-1] not in (None, self._channels)):

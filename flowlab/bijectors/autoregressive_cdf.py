@@ -40,7 +40,8 @@ References: Papamakarios, Pavlakou, Murray, "Masked Autoregressive Flow for Dens
 
 from __future__ import annotations
 
-from typing import Any, Callable, Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import numpy as np
 import tensorflow as tf
@@ -62,7 +63,8 @@ tfd, tfb = tfp.distributions, tfp.bijectors
 
 def _check_components(num_components: Any) -> int:
     if not isinstance(num_components, (int, np.integer)) or isinstance(num_components, bool) or num_components < 1:
-        raise ValueError(f"the mixture needs at least one component: num_components must be an integer >= 1, got {num_components!r}")
+        raise ValueError(f"the mixture needs at least one component: num_components must be an integer >= 1, "
+                         f"got {num_components!r}")
     return int(num_components)
 
 
@@ -223,7 +225,8 @@ class AutoregressiveMixtureCDF(tfb.Bijector):
             raise ValueError(f"AutoregressiveMixtureCDF: family must be one of {FAMILIES}, got {family!r}")
         dims = dims if dims is not None else getattr(conditioner, "dims", None)
         if dims is None:
-            raise ValueError("AutoregressiveMixtureCDF needs dims: pass dims=D or give the conditioner a .dims attribute")
+            raise ValueError("AutoregressiveMixtureCDF needs dims: pass dims=D or "
+                             "give the conditioner a .dims attribute")
         self._dims = _check_dims(dims)
         self._conditioner = conditioner
         self._family = family
@@ -245,13 +248,16 @@ class AutoregressiveMixtureCDF(tfb.Bijector):
     def _check_event(self, x: tf.Tensor, what: str) -> tf.Tensor:
         x = tf.convert_to_tensor(x)
         if x.shape.rank == 0 or (x.shape.rank is not None and x.shape[-1] not in (None, self._dims)):
-            raise ValueError(f"AutoregressiveMixtureCDF.{what}: expected events of {self._dims} values (shape [..., {self._dims}]), got shape {x.shape}")
+            raise ValueError(
+                f"AutoregressiveMixtureCDF.{what}: expected events of {self._dims} values "
+                f"(shape [..., {self._dims}]), got shape {x.shape}")
         return x
 
     def _params(self, x: tf.Tensor) -> tf.Tensor:
         params = tf.convert_to_tensor(self._conditioner(x), dtype=x.dtype)
         if params.shape.rank is not None and (
-            params.shape.rank < 2 or params.shape[-2] != self._dims or (params.shape[-1] or 0) % 3 or not params.shape[-1]
+            params.shape.rank < 2 or params.shape[-2] != self._dims
+            or (params.shape[-1] or 0) % 3 or not params.shape[-1]
         ):
             raise ValueError(
                 f"the conditioner returned parameters of shape {params.shape}; expected [..., {self._dims}, 3K] "

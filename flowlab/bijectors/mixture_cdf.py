@@ -132,7 +132,7 @@ class MixtureCDF(tfb.Bijector):
             )
 
     @classmethod
-    def from_params(cls, params: Any, family: str = "gaussian", **kwargs: Any) -> "MixtureCDF":
+    def from_params(cls, params: Any, family: str = "gaussian", **kwargs: Any) -> MixtureCDF:
         """Split ``params`` of shape ``[..., 3K]`` into ``(logits, locs, log_scales)`` (in that order)."""
         params = tf.convert_to_tensor(params, dtype_hint=tf.float32)
         size = _static_components(params.shape)
@@ -211,8 +211,10 @@ class MixtureCDF(tfb.Bijector):
         if self.validate_args and _static_components(locs.shape) is None:
             with tf.control_dependencies(
                 [
-                    tf.debugging.assert_equal(tf.shape(logits)[-1], tf.shape(locs)[-1], message="MixtureCDF: logits and locs have different K"),
-                    tf.debugging.assert_equal(tf.shape(log_scales)[-1], tf.shape(locs)[-1], message="MixtureCDF: log_scales and locs have different K"),
+                    tf.debugging.assert_equal(tf.shape(logits)[-1], tf.shape(locs)[-1],
+                                             message="MixtureCDF: logits and locs have different K"),
+                    tf.debugging.assert_equal(tf.shape(log_scales)[-1], tf.shape(locs)[-1],
+                                             message="MixtureCDF: log_scales and locs have different K"),
                     tf.debugging.assert_positive(tf.shape(locs)[-1], message="MixtureCDF needs K >= 1"),
                 ]
             ):
@@ -265,8 +267,10 @@ class MixtureCDF(tfb.Bijector):
             u = tf.debugging.assert_all_finite(u, message="MixtureCDF.inverse: u has NaN or infinite values")
             with tf.control_dependencies(
                 [
-                    tf.debugging.assert_greater_equal(u, tf.zeros([], u.dtype), message="MixtureCDF.inverse: u must lie in [0, 1]"),
-                    tf.debugging.assert_less_equal(u, tf.ones([], u.dtype), message="MixtureCDF.inverse: u must lie in [0, 1]"),
+                    tf.debugging.assert_greater_equal(u, tf.zeros([], u.dtype),
+                                                      message="MixtureCDF.inverse: u must lie in [0, 1]"),
+                    tf.debugging.assert_less_equal(u, tf.ones([], u.dtype),
+                                                   message="MixtureCDF.inverse: u must lie in [0, 1]"),
                 ]
             ):
                 u = tf.identity(u)

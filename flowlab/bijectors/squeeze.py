@@ -41,7 +41,8 @@ class Squeeze(tfb.Bijector):
     def _static_event(shape: tf.TensorShape, what: str) -> tuple:
         shape = tf.TensorShape(shape)
         if shape.rank is not None and shape.rank < 3:
-            raise ValueError(f"Squeeze needs images of shape (..., height, width, channels), got {what} of shape {tuple(shape)}")
+            raise ValueError(f"Squeeze needs images of shape (..., height, width, channels), "
+                             f"got {what} of shape {tuple(shape)}")
         return tuple(shape[-3:]) if shape.rank is not None else (None, None, None)
 
     def _check_even(self, shape: tf.TensorShape) -> None:
@@ -62,7 +63,8 @@ class Squeeze(tfb.Bijector):
     def _inverse(self, y: tf.Tensor) -> tf.Tensor:
         _, _, channels = self._static_event(y.shape, "an input to the inverse")
         if channels is not None and channels % 4:
-            raise ValueError(f"Squeeze's inverse needs a multiple of 4 channels, got {channels} (shape {tuple(y.shape)})")
+            raise ValueError(f"Squeeze's inverse needs a multiple of 4 channels, "
+                             f"got {channels} (shape {tuple(y.shape)})")
         shape = tf.shape(y)
         batch, (h, w, c) = shape[:-3], tf.unstack(shape[-3:])
         flat = tf.reshape(y, tf.concat([[-1], shape[-3:]], 0))

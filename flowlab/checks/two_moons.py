@@ -344,4 +344,5 @@ def test_nll(value: Any, distribution: Any, x_test: Any) -> None:
         raise CheckFailed("that is the log-likelihood; the negative log-likelihood has the opposite sign")
     if np.isclose(got, len(x) * expected, rtol=1e-4, atol=1e-4):
         raise CheckFailed("that is the sum over the test points; test_nll is their mean")
-    require(bool(np.isclose(got, expected, rtol=1e-4, atol=1e-4)), "test_nll should be the mean of -log_prob over X_test")
+    require(bool(np.isclose(got, expected, rtol=1e-4, atol=1e-4)),
+            "test_nll should be the mean of -log_prob over X_test")

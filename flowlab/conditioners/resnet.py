@@ -46,7 +46,8 @@ class ResNetConditioner(tf.keras.layers.Layer):
 
     def call(self, x: tf.Tensor) -> tf.Tensor | tuple[tf.Tensor, ...]:
         if x.shape.rank != 4:
-            raise ValueError(f"ResNetConditioner needs images (batch, height, width, channels), got shape {tuple(x.shape)}")
+            raise ValueError(f"ResNetConditioner needs images (batch, height, width, channels), "
+                             f"got shape {tuple(x.shape)}")
         h = self.stem(x)
         for first, second in self.blocks:
             h = h + second(self.activation(first(self.activation(h))))

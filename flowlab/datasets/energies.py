@@ -27,13 +27,13 @@ Example::
 
     log_p = energy_log_prob("U1")             # z of shape (..., 2) -> -U1(z) - wall(z)
     log_z = log_normalizer("U1")              # float, about 1.8
-"""
+"""  # noqa: E501 - the math lines of the docstring are not wrapped
 
 from __future__ import annotations
 
 import functools
 import math
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 import tensorflow as tf
@@ -118,7 +118,7 @@ def density_grid(name: str, limit: float = 4.0, n: int = 200) -> tuple[np.ndarra
     return z1, z2, np.exp(log_p)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def log_normalizer(name: str, limit: float = 6.0, step: float = 0.02) -> float:
     """:math:`\\log Z = \\log\\int e^{-U(z)}\\,dz` by a midpoint rule on ``[-limit, limit]^2`` (float64).
 
