@@ -99,7 +99,8 @@ def test_gaussian_flow(capsys):
     passes(capsys, lambda: flows_1d.gaussian_flow(tfb.Invert(tfb.Chain([tfb.Invert(cdf), tfb.NormalCDF()])), cdf))
     fails(capsys, lambda: flows_1d.gaussian_flow(cdf, cdf), "still the CDF")
     fails(capsys, lambda: flows_1d.gaussian_flow(tfb.Invert(tfb.NormalCDF()), cdf), "Φ⁻¹ alone", "mixture CDF")
-    fails(capsys, lambda: flows_1d.gaussian_flow(tfb.Chain([cdf, tfb.Invert(tfb.NormalCDF())]), cdf), "reversed", "right to left")
+    fails(capsys, lambda: flows_1d.gaussian_flow(tfb.Chain([cdf, tfb.Invert(tfb.NormalCDF())]), cdf),
+          "reversed", "right to left")
     fails(capsys, lambda: flows_1d.gaussian_flow(tfb.Chain([tfb.NormalCDF(), cdf]), cdf), "inverse")
     fails(capsys, lambda: flows_1d.gaussian_flow(tfb.Chain([tfb.Invert(tfb.NormalCDF()), _cdf(), tfb.Shift(0.3)]), cdf),
           "Φ⁻¹(cdf_gaussian(x))")
@@ -169,7 +170,8 @@ def _true_cdf():
 
 
 def _initial_cdf():
-    return MixtureCDF(tf.zeros(5), np.linspace(-3.0, 3.0, 5).astype(np.float32), tf.fill([5], np.float32(np.log(6 / 5))))
+    return MixtureCDF(tf.zeros(5), np.linspace(-3.0, 3.0, 5).astype(np.float32),
+                      tf.fill([5], np.float32(np.log(6 / 5))))
 
 
 BASES = {"Uniform[0, 1]": tfd.Uniform(0.0, 1.0), "N(0, 1)": tfd.Normal(0.0, 1.0)}
@@ -188,7 +190,8 @@ def test_trained_cdf_flows(capsys):
     passes(capsys, lambda: flows_1d.trained_cdf_flows({"true": lambda x: bimodal_log_prob(np.asarray(x))}, x_test))
     fails(capsys, lambda: flows_1d.trained_cdf_flows(_models(_initial_cdf), x_test), "trained")
     missing = lambda x, f, b: b.log_prob(f.forward(x))  # noqa: E731
-    fails(capsys, lambda: flows_1d.trained_cdf_flows(_models(_true_cdf, missing), x_test), "integrate to 1", "log |f'(x)|")
+    fails(capsys, lambda: flows_1d.trained_cdf_flows(_models(_true_cdf, missing), x_test),
+          "integrate to 1", "log |f'(x)|")
     doubled = lambda x, f, b: log_prob_direct(x, f, b) + 0.5  # a lying log-det: a higher score than the truth  # noqa: E731
     fails(capsys, lambda: flows_1d.trained_cdf_flows(_models(_true_cdf, doubled), x_test), "integrate to 1")
     fails(capsys, lambda: flows_1d.trained_cdf_flows(_models(_true_cdf, gaussian=False), x_test), "N(0, 1)", "Φ⁻¹")
@@ -229,7 +232,8 @@ def test_bimodal_dataset():
 
 
 def mlp(k, output=None):
-    return tf.keras.Sequential([tf.keras.layers.Dense(32, activation="relu"), tf.keras.layers.Dense(32, activation="relu"),
+    return tf.keras.Sequential([tf.keras.layers.Dense(32, activation="relu"),
+                                tf.keras.layers.Dense(32, activation="relu"),
                                 tf.keras.layers.Dense(3 * k, activation=output)])
 
 
@@ -255,9 +259,11 @@ def test_conditional_network(capsys):
     passes(capsys, lambda: face.conditional_network(Subclassed))
     batch_norm = lambda k: tf.keras.Sequential([tf.keras.layers.Dense(64, activation="relu"),  # noqa: E731
                                                 tf.keras.layers.BatchNormalization(),
-                                                tf.keras.layers.Dense(64, activation="tanh"), tf.keras.layers.Dense(3 * k)])
+                                                tf.keras.layers.Dense(64, activation="tanh"),
+                                                tf.keras.layers.Dense(3 * k)])
     passes(capsys, lambda: face.conditional_network(batch_norm))
-    fails(capsys, lambda: face.conditional_network(lambda k: tf.keras.Sequential([tf.keras.layers.Dense(3 * k)])), "linear")
+    fails(capsys, lambda: face.conditional_network(lambda k: tf.keras.Sequential([tf.keras.layers.Dense(3 * k)])),
+          "linear")
     fails(capsys, lambda: face.conditional_network(lambda k: mlp(5)), "num_components")
     shared = mlp(5)
     fails(capsys, lambda: face.conditional_network(lambda k: shared if k == 5 else mlp(k)), "same network")
@@ -300,7 +306,8 @@ def test_conditional_network_weird_answers(capsys, answer, words):
 
 def ar_log_prob_bijectors(x, conditioner):
     p1 = MixtureCDF.from_params(conditioner.marginal_params()).forward_log_det_jacobian(x[:, 0], event_ndims=0)
-    p2 = MixtureCDF.from_params(conditioner.conditional_params(x[:, :1])).forward_log_det_jacobian(x[:, 1], event_ndims=0)
+    p2 = MixtureCDF.from_params(conditioner.conditional_params(x[:, :1])).forward_log_det_jacobian(
+        x[:, 1], event_ndims=0)
     return p1 + p2
 
 
@@ -332,8 +339,9 @@ def test_ar_log_prob(capsys):
 
 def test_ar_log_prob_kept_columns(capsys):
     # The observed wrong blame: (n, 1) slices kept got "added, not stacked".
-    columns = lambda x, c: (MixtureCDF.from_params(c.marginal_params()).forward_log_det_jacobian(x[:, :1], 0)  # noqa: E731
-                            + MixtureCDF.from_params(c.conditional_params(x[:, :1])).forward_log_det_jacobian(x[:, 1:], 0))
+    columns = lambda x, c: (  # noqa: E731
+        MixtureCDF.from_params(c.marginal_params()).forward_log_det_jacobian(x[:, :1], 0)
+        + MixtureCDF.from_params(c.conditional_params(x[:, :1])).forward_log_det_jacobian(x[:, 1:], 0))
     fails(capsys, lambda: face.ar_log_prob(columns), "x[:, 0]", "(n, 1)")
     keepdims = lambda x, c: ar_log_prob_bijectors(x, c)[:, None]  # noqa: E731
     fails(capsys, lambda: face.ar_log_prob(keepdims), "x[:, 0]")
@@ -359,7 +367,8 @@ def sample_bijectors(n, conditioner, seed=0):
 
 def sample_distributions(n, conditioner, seed=0):
     rng = np.random.default_rng(seed)
-    x1 = tfd.TransformedDistribution(tfd.Uniform(0.0, 1.0), tfb.Invert(MixtureCDF.from_params(conditioner.marginal_params())))
+    x1 = tfd.TransformedDistribution(tfd.Uniform(0.0, 1.0),
+                                     tfb.Invert(MixtureCDF.from_params(conditioner.marginal_params())))
     x1 = np.asarray(x1.sample(n, seed=seed))
     u2 = rng.uniform(size=n).astype(np.float32)
     x2 = MixtureCDF.from_params(conditioner.conditional_params(x1[:, None])).inverse(u2)
@@ -392,7 +401,8 @@ def test_sample_in_order(capsys):
 
 
 @pytest.mark.parametrize("answer, words", [
-    (..., "placeholder"), ("samples", "function"), (raises, "raised RuntimeError"), (lambda n, c, seed=0: ..., "placeholder"),
+    (..., "placeholder"), ("samples", "function"), (raises, "raised RuntimeError"),
+    (lambda n, c, seed=0: ..., "placeholder"),
     (lambda n, c: tf.zeros([n, 2]), "raised TypeError"), (lambda n, c, seed=0: tf.zeros([n]), "shape"),
     (lambda n, c, seed=0: tf.fill([n, 2], np.nan), "NaN"),
 ])
@@ -421,7 +431,8 @@ def mixture_fit(points, components):
 
 
 def gaussian_fit(points):
-    return tfd.MultivariateNormalTriL(loc=points.mean(0), scale_tril=np.linalg.cholesky(np.cov(points.T)).astype(np.float32))
+    return tfd.MultivariateNormalTriL(loc=points.mean(0),
+                                     scale_tril=np.linalg.cholesky(np.cov(points.T)).astype(np.float32))
 
 
 @pytest.mark.parametrize("data, check, components", [

@@ -67,7 +67,8 @@ def test_tails(family):
     right = np.float32(max(LOCS) + 10 * scale)
     u_right = float(bijector.forward(right))
     assert 1 - 1e-4 < u_right < 1
-    np.testing.assert_allclose(bijector.forward_log_det_jacobian(right, 0), _reference(family).log_prob(right), rtol=1e-4)
+    np.testing.assert_allclose(bijector.forward_log_det_jacobian(right, 0), _reference(family).log_prob(right),
+                               rtol=1e-4)
     # u at 1e-7 and 1 - 1e-7 round trip; u = 0 and u = 1 are clamped to finite quantiles.
     u = np.array([1e-7, 1 - 1e-7], np.float32)
     x = bijector.inverse(u)
@@ -179,7 +180,8 @@ def test_batch_shapes_broadcast():
         (dict(logits=np.zeros((2, 3)), locs=np.zeros((4, 3)), log_scales=np.zeros(3)), ValueError, "do not broadcast"),
         (dict(logits=0.0, locs=0.0, log_scales=0.0), ValueError, "component axis"),
         (dict(logits=[0.0], locs=[0.0], log_scales=[0.0], family="cauchy"), ValueError, "family"),
-        (dict(logits=np.zeros(2, np.int32), locs=np.zeros(2, np.int32), log_scales=np.zeros(2, np.int32)), TypeError, "floating"),
+        (dict(logits=np.zeros(2, np.int32), locs=np.zeros(2, np.int32), log_scales=np.zeros(2, np.int32)),
+         TypeError, "floating"),
     ],
 )
 def test_bad_parameters_raise_clear_errors(kwargs, error, words):
