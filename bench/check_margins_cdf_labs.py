@@ -22,6 +22,8 @@ from pathlib import Path
 os.environ.setdefault("FLOWLAB_FAST", "1")
 
 import flowlab  # noqa: E402  (selects Keras 2 first)
+
+# isort: split
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 import tensorflow_probability as tfp  # noqa: E402
@@ -86,16 +88,19 @@ def lab01(seed: int, epochs: int) -> dict:
         for base_name, base in [("Uniform", tfd.Uniform(0.0, 1.0)), ("N(0, 1)", tfd.Normal(0.0, 1.0)),
                                 ("Beta(5, 5)", tfd.Beta(5.0, 5.0))]:
             cdf = MixtureCDF(*_initial())
-            flow = tfb.Chain([tfb.Invert(tfb.NormalCDF()), cdf]) if base_name == "N(0, 1)" and composition == "gaussian" else cdf
+            flow = (tfb.Chain([tfb.Invert(tfb.NormalCDF()), cdf])
+                    if base_name == "N(0, 1)" and composition == "gaussian" else cdf)
             if train:
                 try:
-                    fit(ChangeOfVariables(fn, flow, base), x_train, epochs=epochs, batch_size=256, learning_rate=1e-2, verbose=0)
+                    fit(ChangeOfVariables(fn, flow, base), x_train, epochs=epochs, batch_size=256, learning_rate=1e-2,
+                        verbose=0)
                 except Exception as err:  # noqa: BLE001 - a broken variant may diverge: record it
                     rows[base_name] = {"error": f"{type(err).__name__}: {str(err).splitlines()[0][:120]}"}
                     continue
             # What the check sees (the student's function) and what the trained parameters really define.
-            mass, nll = flows_check.measure_1d(lambda x: fn(x, flow, base), x_test)
-            _, real_nll = flows_check.measure_1d(lambda x: log_prob_correct(x, flow, base), x_test)
+            mass, nll = flows_check.measure_1d(lambda x, fn=fn, flow=flow, base=base: fn(x, flow, base), x_test)
+            _, real_nll = flows_check.measure_1d(
+                lambda x, flow=flow, base=base: log_prob_correct(x, flow, base), x_test)
             rows[base_name] = {"mass": mass, "nll_excess": nll - true_nll, "real_nll_excess": real_nll - true_nll}
         out[name] = rows
     return out
@@ -107,13 +112,15 @@ def ar_log_prob(x, conditioner):
     x = tf.convert_to_tensor(x)
     first = MixtureCDF.from_params(conditioner.marginal_params())
     second = MixtureCDF.from_params(conditioner.conditional_params(x[:, :1]))
-    return first.forward_log_det_jacobian(x[:, 0], event_ndims=0) + second.forward_log_det_jacobian(x[:, 1], event_ndims=0)
+    return (first.forward_log_det_jacobian(x[:, 0], event_ndims=0)
+            + second.forward_log_det_jacobian(x[:, 1], event_ndims=0))
 
 
 def ar_log_prob_theta1_for_x2(x, conditioner):
     x = tf.convert_to_tensor(x)
     first = MixtureCDF.from_params(conditioner.marginal_params())
-    return first.forward_log_det_jacobian(x[:, 0], event_ndims=0) + first.forward_log_det_jacobian(x[:, 1], event_ndims=0)
+    return (first.forward_log_det_jacobian(x[:, 0], event_ndims=0)
+            + first.forward_log_det_jacobian(x[:, 1], event_ndims=0))
 
 
 def ar_log_prob_x1_only(x, conditioner):

@@ -35,6 +35,7 @@ from pathlib import Path
 
 import flowlab
 
+# isort: split
 import numpy as np
 import tensorflow as tf
 import tensorflow_probability as tfp

@@ -35,6 +35,7 @@ def train_one(variant: str, seed: int, epochs: int, n_train: int) -> dict:
     from contextlib import redirect_stdout
 
     import flowlab
+    # isort: split
     import numpy as np
     import tensorflow as tf
     import tensorflow_probability as tfp

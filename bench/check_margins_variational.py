@@ -8,8 +8,6 @@ flow trained with the estimator's sign flipped (maximising the KL).
 """
 
 import flowlab
-import numpy as np
-
 from flowlab import variational as V
 from flowlab.checks.variational import TRAINED_KL_RATIO
 from flowlab.datasets.energies import energy_log_prob, log_normalizer

@@ -25,6 +25,8 @@ import time
 from pathlib import Path
 
 import flowlab  # noqa: F401  (Keras 2 before TensorFlow)
+
+# isort: split
 import matplotlib
 
 matplotlib.use("Agg")
@@ -43,7 +45,8 @@ VIEW = dict(xlim=(-3.5, 3.5), ylim=(-2.0, 3.5))
 
 # name: (builder, peak learning rate)
 FLOWS = {
-    "AR mixture CDF (K=5)": (lambda: build_autoregressive_mixture_cdf(2, num_components=5, hidden_units=(64, 64)), 5e-3),
+    "AR mixture CDF (K=5)": (
+        lambda: build_autoregressive_mixture_cdf(2, num_components=5, hidden_units=(64, 64)), 5e-3),
     "MAF (3 layers)": (lambda: build_maf(2, n_layers=3, hidden_units=(128, 128)), 1e-3),
     "RealNVP (6 layers)": (lambda: build_realnvp(2, n_layers=6, hidden_units=(128, 128)), 1e-3),
 }
@@ -74,7 +77,8 @@ def run(seed: int, epochs: int, batch_size: int) -> tuple[dict, dict]:
         flowlab.seed(seed)
         flow = build()
         start = time.perf_counter()
-        fit(flow, train, epochs=epochs, batch_size=batch_size, learning_rate=peak, callbacks=[cosine(peak, epochs)], verbose=0)
+        fit(flow, train, epochs=epochs, batch_size=batch_size, learning_rate=peak,
+            callbacks=[cosine(peak, epochs)], verbose=0)
         seconds = time.perf_counter() - start
         results[name] = {
             "test_nats_per_dim": -float(np.mean(flow.log_prob(test))) / 2,
@@ -94,7 +98,8 @@ def figure(flows: dict, test: np.ndarray, path: Path) -> None:
     grid = np.stack(np.meshgrid(xs, ys), axis=-1).reshape(-1, 2)
     axes[1, 0].imshow(np.exp(true_log_prob(grid, 500)).reshape(200, 200), origin="lower", aspect="auto",
                       extent=(*VIEW["xlim"], *VIEW["ylim"]), cmap="viridis")
-    axes[1, 0].set(title=f"True density ({-np.mean(true_log_prob(test)) / 2:.3f} nats/dim)", xlabel="$x_1$", ylabel="$x_2$")
+    axes[1, 0].set(title=f"True density ({-np.mean(true_log_prob(test)) / 2:.3f} nats/dim)",
+                  xlabel="$x_1$", ylabel="$x_2$")
     for column, (name, flow) in enumerate(flows.items(), start=1):
         nll = -float(np.mean(flow.log_prob(test))) / 2
         plots.plot_density(flow, ax=axes[0, column], title=f"{name}: density ({nll:.3f} nats/dim)", **VIEW)

@@ -71,10 +71,11 @@ def main() -> None:
             print(f"{name:62s} median {statistics.median(times):6.3f} s  min {min(times):6.3f} s  {loaded}",
                   flush=True)
     baseline = rows[0][1]
-    print(f"\n| command | median (s) | fastest (s) | median minus `python -c pass` (s) | TensorFlow loaded |")
+    print("\n| command | median (s) | fastest (s) | median minus `python -c pass` (s) | TensorFlow loaded |")
     print("|---|---:|---:|---:|---|")
     for name, median, fastest, loaded in rows:
-        print(f"| `{name}` | {median:.3f} | {fastest:.3f} | {median - baseline:+.3f} | {'yes' if loaded == 'TF' else 'no'} |")
+        print(f"| `{name}` | {median:.3f} | {fastest:.3f} | {median - baseline:+.3f} | "
+              f"{'yes' if loaded == 'TF' else 'no'} |")
 
 
 if __name__ == "__main__":

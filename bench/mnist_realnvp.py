@@ -27,6 +27,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 import flowlab  # noqa: E402  (Keras 2 before tf.keras is touched)
+
+# isort: split
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
@@ -118,7 +120,8 @@ def main() -> int:
 
     result = {
         "command": " ".join([Path(sys.executable).name, *sys.argv]),
-        "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs visible, {args.threads} TF threads",
+        "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs visible, "
+                   f"{args.threads} TF threads",
         "tensorflow": tf.__version__,
         "model": MODEL, "learning_rate": LEARNING_RATE, "warmup_steps": WARMUP_STEPS,
         "global_clipnorm": CLIPNORM, "batch_size": BATCH,
@@ -141,7 +144,8 @@ def main() -> int:
     print("\n| epoch | training time (min) | train bits/dim | test bits/dim | peak RSS (GB) |")
     print("|---:|---:|---:|---:|---:|")
     for r in timer.rows:
-        print(f"| {r['epoch']} | {r['train_minutes']:.1f} | {r['train_bpd']:.3f} | {r['test_bpd']:.3f} | {r['peak_rss_gb']:.2f} |")
+        print(f"| {r['epoch']} | {r['train_minutes']:.1f} | {r['train_bpd']:.3f} | "
+              f"{r['test_bpd']:.3f} | {r['peak_rss_gb']:.2f} |")
     print(f"\nsampling 64 images: {sample_s:.3f} s (median of {args.repeats}); log_prob of 64 images: "
           f"{eager_density_s:.3f} s eager, {density_s:.3f} s in tf.function; peak RSS {result['peak_rss_gb']:.2f} GB")
     print(f"wrote {out}")

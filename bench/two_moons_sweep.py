@@ -36,6 +36,7 @@ ROOT = Path(__file__).resolve().parent.parent
 def train_one(args: argparse.Namespace) -> dict:
     sys.path.insert(0, str(ROOT))
     import flowlab  # noqa: F401  (Keras 2 before tf.keras is touched)
+    # isort: split
     import numpy as np
     import tensorflow as tf
     from sklearn.datasets import make_moons
@@ -71,7 +72,8 @@ def train_one(args: argparse.Namespace) -> dict:
     model.fit(x, np.zeros(len(x), np.float32), batch_size=args.batch, epochs=args.epochs, shuffle=True, verbose=0)
     nll = -float(tf.reduce_mean(flow.log_prob(x_test)))
     return {"seed": args.seed, "batch": args.batch, "lr": args.lr, "clipnorm": args.clipnorm,
-            "schedule": args.schedule, "flow": args.flow, "layers": args.layers, "bound": args.bound, "epochs": args.epochs, "test_nll": round(nll, 4)}
+            "schedule": args.schedule, "flow": args.flow, "layers": args.layers, "bound": args.bound,
+            "epochs": args.epochs, "test_nll": round(nll, 4)}
 
 
 def main() -> int:
