@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 import tensorflow_probability as tfp
+from check_verdicts import fails, passes
 
 from flowlab.bijectors.coupling import FunctionCoupling
 from flowlab.bijectors.dequantize import FunctionLogit, Logit
@@ -15,8 +16,6 @@ from flowlab.bijectors.masks import channel_mask
 from flowlab.bijectors.squeeze import Squeeze
 from flowlab.checks import mnist as check
 from flowlab.conditioners.resnet import ResNetConditioner
-
-from check_verdicts import fails, passes
 
 tfd, tfb = tfp.distributions, tfp.bijectors
 
@@ -490,7 +489,6 @@ def test_trained_flow_is_measured_on_the_labs_test_digits(capsys, honest, lab_te
 def test_the_labs_test_digits_are_the_data_cells():
     """``mnist_test_set`` rebuilds the data cell's y_test: test split, dequantized with seed [3, 4]."""
     from flowlab.bijectors.dequantize import uniform_dequantize
-
     from flowlab.datasets.mnist import load_mnist_splits
 
     test_images = load_mnist_splits(2000, 500, 500, seed=0)[2]

@@ -10,12 +10,11 @@ import numpy as np
 import pytest
 import tensorflow as tf
 import tensorflow_probability as tfp
+from check_verdicts import fails, passes
 from sklearn.datasets import make_moons
 
 from flowlab.checks import two_moons as check
 from flowlab.flows import build_maf, made_layer
-
-from check_verdicts import fails, passes
 
 tfd, tfb = tfp.distributions, tfp.bijectors
 

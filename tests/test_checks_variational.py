@@ -4,16 +4,13 @@ A check that raises on its own is a bug, never the student's: no verdict here ma
 itself failed".
 """
 
-import numpy as np
-import pytest
 import tensorflow as tf
 import tensorflow_probability as tfp
+from check_verdicts import fails, passes
 
 from flowlab import variational as V
 from flowlab.checks import variational as check
 from flowlab.datasets.energies import energy_log_prob, log_normalizer
-
-from check_verdicts import fails, passes
 
 tfd, tfb = tfp.distributions, tfp.bijectors
 

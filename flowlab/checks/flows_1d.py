@@ -6,7 +6,8 @@ computed on our side, from flowlab's own bijectors, at fixed points (no random d
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 import tensorflow as tf

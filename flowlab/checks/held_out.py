@@ -23,7 +23,8 @@ X_test is not the lab's test set: it holds 2 rows where the data cell made 3; ..
 from __future__ import annotations
 
 import functools
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 
@@ -36,7 +37,7 @@ def cached(make: Callable[[], np.ndarray]) -> Callable[[], np.ndarray]:
     """``make``, computed once per process and handed out read-only (a check cannot spoil it)."""
 
     @functools.wraps(make)
-    @functools.lru_cache(maxsize=None)
+    @functools.cache
     def once() -> np.ndarray:
         array = np.array(make(), dtype=np.float64)
         array.setflags(write=False)

@@ -11,7 +11,8 @@ numbers.  The trained flow is judged by its exact KL against its own base (``ben
 from __future__ import annotations
 
 import functools
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 import tensorflow as tf
@@ -167,7 +168,7 @@ def _u1(target_log_prob: Any, log_z: Any) -> tuple[Callable, float]:
     return own, own_log_z
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _u1_log_z() -> float:
     from flowlab.datasets.energies import log_normalizer
 
