@@ -244,7 +244,8 @@ def test_affine_coupling(capsys):
         return x * np.exp(log_scale) + shift, log_scale.reshape(len(x), -1).sum(-1)
 
     fails(capsys, check.affine_coupling, numpy_forward, inverse_a, hint="TensorFlow")
-    fails(capsys, check.affine_coupling, raises, inverse_a, hint="coupling_forward(x, mask, conditioner) raised RuntimeError")
+    fails(capsys, check.affine_coupling, raises, inverse_a,
+          hint="coupling_forward(x, mask, conditioner) raised RuntimeError")
     fails(capsys, check.affine_coupling, forward_a, raises, hint="coupling_inverse(y, mask, conditioner) raised")
     fails(capsys, check.affine_coupling, lambda x, m, c: ("y", "log det"), inverse_a, hint="not")
     fails(capsys, check.affine_coupling, lambda x, m, c: (x[:, :2], tf.zeros([5])), inverse_a, hint="shape")
@@ -360,7 +361,8 @@ def _base():
 
 def _net():
     """A fixed conditioner: a seeded 3x3 convolution (no training needed)."""
-    conv = tf.keras.layers.Conv2D(2, 3, padding="same", kernel_initializer=tf.keras.initializers.RandomNormal(0, 0.3, seed=1),
+    conv = tf.keras.layers.Conv2D(2, 3, padding="same",
+                                  kernel_initializer=tf.keras.initializers.RandomNormal(0, 0.3, seed=1),
                                   bias_initializer=tf.keras.initializers.Constant(0.1))
 
     def call(masked):
@@ -372,7 +374,8 @@ def _net():
 
 def _flow(forward=forward_a, inverse=inverse_a, log_det=log_det_a, scale=0.01):
     board = board_a(28, 28, 1, 0)
-    couplings = [FunctionCoupling(board, _net(), forward, inverse), FunctionCoupling(1 - board, _net(), forward, inverse)]
+    couplings = [FunctionCoupling(board, _net(), forward, inverse),
+                 FunctionCoupling(1 - board, _net(), forward, inverse)]
     logit = FunctionLogit(logit_a, log_det, alpha=0.05)
     # data direction: your logit, 1/scale (back to O(1) values), then the couplings
     return tfd.TransformedDistribution(_base(), tfb.Chain([tfb.Invert(logit), tfb.Scale(scale), *couplings]))

@@ -34,7 +34,8 @@ def planar_h_not_h_prime(z, w, u_hat, b):
 
 def planar_sum_over_batch(z, w, u_hat, b):
     h = tf.tanh(tf.reduce_sum(z * w) + b)  # one number for the whole batch
-    return z + h * u_hat, tf.math.log(tf.abs(1.0 + (1.0 - h**2) * tf.reduce_sum(w * u_hat))) * tf.ones(tf.shape(z)[:1], z.dtype)
+    return z + h * u_hat, tf.math.log(tf.abs(1.0 + (1.0 - h**2)
+                                             * tf.reduce_sum(w * u_hat))) * tf.ones(tf.shape(z)[:1], z.dtype)
 
 
 def test_planar_right(capsys):

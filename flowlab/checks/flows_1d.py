@@ -86,7 +86,8 @@ def flow_log_prob(fn: Any) -> None:
                               "short interval of x holds much probability, so the density goes up: add log |f'(x)|")
         inverse_term = to_numpy(base.log_prob(flow.inverse(_fresh()))) if name.endswith("affine flow") else None
         if inverse_term is not None and np.all(np.isfinite(inverse_term)) and (
-                _close(got, inverse_term + log_det) or _close(got, inverse_term - log_det) or _close(got, inverse_term)):
+                _close(got, inverse_term + log_det) or _close(got, inverse_term - log_det)
+                or _close(got, inverse_term)):
             raise CheckFailed("the base is scored at flow.inverse(x): the flow maps data to the base, z = f(x) = "
                               "flow.forward(x)")
         require(_close(got, expected),
@@ -100,7 +101,8 @@ def flow_log_prob(fn: Any) -> None:
         raise CheckFailed(f"flow_log_prob gives the right numbers but fails inside model.fit, which runs it as a "
                           f"TensorFlow graph ({failed}): use TensorFlow operations and the flow's and base's methods, "
                           "not NumPy") from None
-    require(_close(to_numpy(traced, "flow_log_prob inside a tf.function"), to_numpy(base.log_prob(flow.forward(_fresh())))
+    require(_close(to_numpy(traced, "flow_log_prob inside a tf.function"),
+                   to_numpy(base.log_prob(flow.forward(_fresh())))
                    + to_numpy(flow.forward_log_det_jacobian(_fresh(), event_ndims=0))),
             "flow_log_prob gives different numbers inside a tf.function (as model.fit runs it): use TensorFlow "
             "operations, not NumPy or Python-side state")
@@ -110,7 +112,8 @@ def flow_log_prob(fn: Any) -> None:
 def gaussian_flow(bijector: Any, cdf: Any) -> None:
     """bijector(x) = Φ⁻¹(cdf(x)): the mixture CDF, then the standard normal's inverse CDF."""
     need(bijector, "to_gaussian")
-    require(isinstance(bijector, tfb.Bijector), "to_gaussian should be a TFP bijector (built from tfb.NormalCDF, tfb.Invert, "
+    require(isinstance(bijector, tfb.Bijector),
+            "to_gaussian should be a TFP bijector (built from tfb.NormalCDF, tfb.Invert, "
             f"tfb.Chain and cdf_gaussian), got {printable(type(bijector).__name__)}")
     need(cdf, "cdf_gaussian", MixtureCDF)
     u = to_numpy(cdf.forward(_fresh()), "cdf_gaussian.forward(x)")
@@ -134,13 +137,15 @@ def gaussian_flow(bijector: Any, cdf: Any) -> None:
                              "left, so cdf_gaussian goes last in the list (it is applied first)"),
         ]:
             both = finite & np.isfinite(candidate)
-            if both.any() and np.allclose(got[both], candidate[both], atol=1e-4) and not np.isfinite(candidate[~finite]).any():
+            if (both.any() and np.allclose(got[both], candidate[both], atol=1e-4)
+                    and not np.isfinite(candidate[~finite]).any()):
                 raise CheckFailed(hint)
     normal_cdf_of_u = to_numpy(tfd.Normal(np.float32(0.0), np.float32(1.0)).cdf(u.astype(np.float32)))
     if _close(got, normal_cdf_of_u, atol=1e-5):
         raise CheckFailed("tfb.NormalCDF() is Φ, which maps the real line to (0, 1); you need its inverse Φ⁻¹ = "
                           "tfb.Invert(tfb.NormalCDF()), which maps (0, 1) onto the real line")
-    require(bool(np.all(finite)), "to_gaussian gives NaN or infinite values at some x: it should be Φ⁻¹(cdf_gaussian(x)), "
+    require(bool(np.all(finite)),
+            "to_gaussian gives NaN or infinite values at some x: it should be Φ⁻¹(cdf_gaussian(x)), "
             "the mixture CDF first, then the Gaussian inverse CDF")
     require(_close(got, expected),
             "to_gaussian(x) should be Φ⁻¹(cdf_gaussian(x)), with the mixture CDF cdf_gaussian applied first")
@@ -150,7 +155,8 @@ def gaussian_flow(bijector: Any, cdf: Any) -> None:
     expected_log_det = (to_numpy(cdf.forward_log_det_jacobian(_fresh(), 0))
                         - to_numpy(tfd.Normal(0.0, 1.0).log_prob(expected.astype(np.float32))))
     require(_close(log_det, expected_log_det, atol=1e-3),
-            "the log-det is not log p_F(x) - log φ(z): build to_gaussian from bijectors (tfb.Chain) so TFP adds them up")
+            "the log-det is not log p_F(x) - log φ(z): build to_gaussian from bijectors (tfb.Chain) "
+            "so TFP adds them up")
     with student_code("to_gaussian.inverse(z)"):
         result = bijector.inverse(expected.astype(np.float32))
     back = to_numpy(result, "to_gaussian.inverse(z)")
@@ -180,7 +186,8 @@ def inverse_cdf_sampler(fn: Any, cdf: Any) -> None:
             raise CheckFailed("this is F(u), the CDF run forwards: sampling runs the flow backwards, x = F⁻¹(u) = "
                               "cdf.inverse(u)")
         if _close(x, _normal_quantile(_U), atol=1e-4):
-            raise CheckFailed("this is the standard normal's inverse CDF Φ⁻¹(u): invert the mixture's CDF, x = F⁻¹(u) = "
+            raise CheckFailed("this is the standard normal's inverse CDF Φ⁻¹(u): "
+                              "invert the mixture's CDF, x = F⁻¹(u) = "
                               "cdf.inverse(u)")
         require(bool(np.all(np.isfinite(x))), f"with {name}, some samples are NaN or infinite")
         got_u = to_numpy(mixture.forward(x.astype(np.float32)))
@@ -243,4 +250,5 @@ def trained_cdf_flows(models: Any, x_test: Any) -> None:
                 "data onto the whole support of its base (for N(0, 1): Φ⁻¹ after the CDF)")
         require(bool(np.isfinite(nll)) and nll < true_nll + NLL_MARGIN,
                 f"the {printable(name)}-base model does not fit the test data (its NLL is far above the true "
-                "density's): was it trained (the training cell run after your answers), with flow_log_prob as its loss?")
+                "density's): was it trained (the training cell run after your answers), "
+                "with flow_log_prob as its loss?")

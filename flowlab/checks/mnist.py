@@ -259,7 +259,8 @@ def logit(transform: Callable, log_det: Callable) -> None:
             ldj_t = _numbers(log_det(yt, 0.05), "logit_log_det(y, alpha)")
         require(bool(np.allclose(ldj_t, np.log(np.abs(grad.numpy().astype(np.float64))), atol=1e-3)),
                 "logit_log_det is not log|dz/dy| of your logit_transform (autodiff disagrees)")
-    z_graph = _numbers(_in_graph(transform, (tf.constant(edges), 0.05), "logit_transform"), "logit_transform in a graph")
+    z_graph = _numbers(_in_graph(transform, (tf.constant(edges), 0.05), "logit_transform"),
+                       "logit_transform in a graph")
     ldj_graph = _numbers(_in_graph(log_det, (tf.constant(edges), 0.05), "logit_log_det"), "logit_log_det in a graph")
     ref_z, ref_ldj = _logit_reference(edges.astype(np.float64), 0.05)
     require(bool(np.allclose(z_graph, ref_z, atol=1e-4) and np.allclose(ldj_graph, ref_ldj, atol=1e-4)),
@@ -302,7 +303,8 @@ def _conditioner(xm: Any) -> tuple[Any, Any]:
     return 0.5 * neighbour + 0.1, 0.4 * tf.tanh(neighbour) + 0.2
 
 
-def _coupling_reference(x: np.ndarray, conditioner_input: np.ndarray, masked: bool = True) -> tuple[np.ndarray, np.ndarray]:
+def _coupling_reference(x: np.ndarray, conditioner_input: np.ndarray,
+                        masked: bool = True) -> tuple[np.ndarray, np.ndarray]:
     shift, log_scale = (t.numpy().astype(np.float64) for t in _conditioner(conditioner_input.astype(np.float32)))
     b = _MASK if masked else np.zeros_like(_MASK)
     y = b * x + (1 - b) * (x * np.exp(log_scale) + shift)
@@ -369,8 +371,10 @@ def affine_coupling(forward: Callable, inverse: Callable) -> None:
     if np.allclose(back, y_ref, atol=1e-4):
         raise CheckFailed("coupling_inverse returns y unchanged: undo the scale and shift on the (1 - mask) part")
     require(bool(np.allclose(back, x, atol=1e-4)), "coupling_inverse(coupling_forward(x)) is not x: recompute "
-            "(shift, log_scale) from mask*y (the same as mask*x) and undo: x = mask*y + (1-mask)*(y - shift)*exp(-log_scale)")
-    y_graph, ld_graph = _pair(_in_graph(forward, (tf.constant(x), tf.constant(_MASK), _conditioner), "coupling_forward"),
+            "(shift, log_scale) from mask*y (the same as mask*x) and undo: "
+            "x = mask*y + (1-mask)*(y - shift)*exp(-log_scale)")
+    y_graph, ld_graph = _pair(_in_graph(forward, (tf.constant(x), tf.constant(_MASK), _conditioner),
+                                        "coupling_forward"),
                               "coupling_forward")
     back_graph = _in_graph(inverse, (tf.constant(y_ref.astype(np.float32)), tf.constant(_MASK), _conditioner),
                            "coupling_inverse")
@@ -482,7 +486,8 @@ def _one_scale(fn: Callable, h: int, w: int, c: int) -> None:
                                   "that point (after the squeeze: height/2, width/2, 4*channels)")
             kinds.append(found)
         if any(k != kind for k, _ in kinds):
-            raise CheckFailed("checkerboard couplings come before the squeeze, channel couplings after it: channel masks "
+            raise CheckFailed("checkerboard couplings come before the squeeze, channel couplings after it: "
+                              "channel masks "
                               "need the 4 channels the squeeze makes")
         parities = [p for _, p in kinds]
         require(all(a != b for a, b in zip(parities, parities[1:])),
@@ -513,7 +518,8 @@ def bits_per_dim(fn: Callable) -> None:
         raw = fn(log_prob.copy(), _DIMS)
     got = _numbers(raw, "to_bits_per_dim(log_prob, num_dims)")
     expected = -log_prob.astype(np.float64) / (_DIMS * math.log(2.0)) + 8.0
-    require(got.shape == log_prob.shape, f"got shape {got.shape} for {len(log_prob)} log-probabilities: work elementwise")
+    require(got.shape == log_prob.shape,
+            f"got shape {got.shape} for {len(log_prob)} log-probabilities: work elementwise")
     if np.allclose(got, expected - 8.0, atol=1e-4):
         raise CheckFailed("add the log-det of dividing by 256: log2(256) = 8 bits per dimension "
                           "(a uniform density on [0, 1) must score 8 bits/dim)")
@@ -613,7 +619,8 @@ def trained_flow(flow: Any, y_test: Any, test_bpd: Any) -> None:
     require(y.ndim == 4 and y.shape[1:] == (28, 28, 1) and len(y) >= 1,
             f"y_test should be dequantized test images of shape (n, 28, 28, 1), got {y.shape}")
     bijector = getattr(flow, "bijector", None)
-    require(isinstance(bijector, tfp.bijectors.Bijector), "flow should be a tfd.TransformedDistribution (base + bijector)")
+    require(isinstance(bijector, tfp.bijectors.Bijector),
+            "flow should be a tfd.TransformedDistribution (base + bijector)")
     got = _numbers(test_bpd, "test_bpd")
     require(got.size == 1, f"test_bpd should be one number (the mean over the test images), got shape {got.shape}")
     for group in _coupling_groups(bijector):
@@ -647,7 +654,8 @@ def trained_flow(flow: Any, y_test: Any, test_bpd: Any) -> None:
     if np.isclose(value, expected - 8.0, atol=1e-3):
         raise CheckFailed("test_bpd misses the 8 bits of the rescaling by 256: use your to_bits_per_dim")
     require(bool(np.isclose(value, expected, rtol=1e-3, atol=1e-3)),
-            "test_bpd should be the mean of to_bits_per_dim(log_prob, 784) over y_test, log_prob from the trained model "
+            "test_bpd should be the mean of to_bits_per_dim(log_prob, 784) over y_test, "
+            "log_prob from the trained model "
             "(the selected checkpoint)")
     require(expected < TRAINED_BPD_THRESHOLD,
             f"the trained flow scores above {TRAINED_BPD_THRESHOLD:g} bits/dim on the test images, where a correct "
