@@ -12,6 +12,7 @@ import pytest
 import tensorflow as tf
 import tensorflow_probability as tfp
 
+from flowlab.bijectors.autoregressive_cdf import AutoregressiveMixtureCDF, MixtureConditioner2D
 from flowlab.bijectors.mixture_cdf import MixtureCDF
 from flowlab.checks import face, flows_1d
 from flowlab.datasets import load_face, load_two_moons
@@ -435,25 +436,83 @@ def gaussian_fit(points):
                                      scale_tril=np.linalg.cholesky(np.cov(points.T)).astype(np.float32))
 
 
+class ARFlow:
+    """The notebook's AutoregressiveFlow: a conditioner and a log_prob (by default the mixture density of
+    that conditioner, log p(x1; θ1) + log p(x2; θ2(x1)), computed through the library's bijector)."""
+
+    def __init__(self, conditioner, log_prob=None):
+        self.conditioner = conditioner
+        self._log_prob = log_prob
+
+    def log_prob(self, x):
+        x = tf.convert_to_tensor(x, tf.float32)
+        if self._log_prob is not None:
+            return self._log_prob(x)
+        return AutoregressiveMixtureCDF(self.conditioner).forward_log_det_jacobian(x, event_ndims=1)
+
+
+def lab_log_prob(conditioner):
+    """The same density written as the lab's solution writes ar_log_prob: two MixtureCDFs."""
+    def log_prob(x):
+        first = MixtureCDF.from_params(conditioner.marginal_params())
+        second = MixtureCDF.from_params(conditioner.conditional_params(x[:, :1]))
+        return (first.forward_log_det_jacobian(x[:, 0], event_ndims=0)
+                + second.forward_log_det_jacobian(x[:, 1], event_ndims=0))
+    return log_prob
+
+
+def fit_conditioner(points, steps, seed=0):
+    """A MixtureConditioner2D (K = 5, two hidden layers) trained by maximum likelihood, as the lab's fit cell does."""
+    tf.keras.utils.set_random_seed(seed)
+    conditioner = MixtureConditioner2D(5, loc_range=(-3.0, 3.0))
+    conditioner(tf.zeros([1, 2]))
+    flow, optimizer = AutoregressiveMixtureCDF(conditioner), tf.keras.optimizers.Adam(5e-3)
+    data, rng = tf.constant(points, tf.float32), np.random.default_rng(seed)
+
+    @tf.function
+    def step(batch):
+        with tf.GradientTape() as tape:
+            loss = -tf.reduce_mean(flow.forward_log_det_jacobian(batch, event_ndims=1))
+        optimizer.apply_gradients(zip(tape.gradient(loss, conditioner.trainable_variables),
+                                      conditioner.trainable_variables))
+
+    for _ in range(steps):
+        step(tf.gather(data, rng.integers(0, len(points), 256)))
+    return conditioner
+
+
+@pytest.fixture(scope="module")
+def trained_conditioners():
+    return {"moons": fit_conditioner(load_two_moons(4000, seed=0)[0], 800),
+            "face": fit_conditioner(load_face(2000, seed=0)[0], 800)}
+
+
 @pytest.mark.parametrize("data, check, components", [
     ("moons", face.trained_moons_flow, 30), ("face", face.trained_face_flow, 20),
 ])
-def test_trained_flows(capsys, data, check, components):
+def test_trained_flows(capsys, trained_conditioners, data, check, components):
     train = load_two_moons(2000, seed=0)[0] if data == "moons" else load_face(2000, seed=0)[0]
     test = face.moons_test_set() if data == "moons" else face.face_test_set()
+    conditioner = trained_conditioners[data]
+    passes(capsys, lambda: check(ARFlow(conditioner), test))
+    passes(capsys, lambda: check(ARFlow(conditioner, lab_log_prob(conditioner)), test.tolist()))
+    # The untrained flow: the broad initial mixtures.
+    fails(capsys, lambda: check(ARFlow(MixtureConditioner2D(5, loc_range=(-3.0, 3.0))), test), "does not fit")
+    # A good density that is not the lab's flow, on its own or behind the lab's conditioner.
     good = mixture_fit(train, components)
-    passes(capsys, lambda: check(good, test))
-    passes(capsys, lambda: check(Density(lambda x: good.log_prob(x)), test))
-    fails(capsys, lambda: check(gaussian_fit(train), test), "does not fit", "output layer")
+    fails(capsys, lambda: check(Density(lambda x: good.log_prob(x)), test), "not the lab's autoregressive flow")
+    fails(capsys, lambda: check(ARFlow(conditioner, good.log_prob), test), "of its own conditioner")
     # A density that lies about its normalisation -- it scores better than the truth -- must fail.
-    fails(capsys, lambda: check(Density(lambda x: good.log_prob(x) + 1.0), test), "integrate to 1")
+    fails(capsys, lambda: check(ARFlow(conditioner, lambda x: lab_log_prob(conditioner)(x) + 1.0), test),
+          "of its own conditioner")
     # The x1 term only: one conditional is missing, so the "density" is not one.
     x1_density = tfd.MixtureSameFamily(tfd.Categorical(logits=tf.zeros(50)), tfd.Normal(train[:50, 0], 0.1))
-    fails(capsys, lambda: check(Density(lambda x: x1_density.log_prob(x[:, 0])), test), "integrate to 1")
+    fails(capsys, lambda: check(ARFlow(conditioner, lambda x: x1_density.log_prob(x[:, 0])), test),
+          "of its own conditioner")
     # Measured on the lab's own held-out points: its best-fitting hundred, or the points moved, fail.
-    best = test[np.argsort(-good.log_prob(test).numpy())[:100]]
-    fails(capsys, lambda: check(good, best), "not the lab's test set", "100 rows")
-    fails(capsys, lambda: check(good, test * 0.5), "not the lab's test set", "changed")
+    best = test[np.argsort(-ARFlow(conditioner).log_prob(test).numpy())[:100]]
+    fails(capsys, lambda: check(ARFlow(conditioner), best), "not the lab's test set", "100 rows")
+    fails(capsys, lambda: check(ARFlow(conditioner), test * 0.5), "not the lab's test set", "changed")
 
 
 @pytest.mark.parametrize("model, words", [

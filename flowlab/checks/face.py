@@ -249,6 +249,25 @@ def face_test_set() -> np.ndarray:
     return load_face(2000, 1000, seed=0)[1]
 
 
+def _is_the_labs_flow(model: Any, log_prob: Callable[[tf.Tensor], Any], x: np.ndarray) -> None:
+    """The model is the lab's autoregressive flow: its density is the mixture-CDF density of its own
+    conditioner, log p(x1; θ1) + log p(x2; θ2(x1)), computed here from that conditioner."""
+    with student_code("model.conditioner"):
+        conditioner = getattr(model, "conditioner", None)
+    require(isinstance(conditioner, MixtureConditioner2D),
+            "the trained model is not the lab's autoregressive flow: the check measures the AutoregressiveFlow built "
+            "from your make_conditional_network and ar_log_prob and trained by the fit cell (its .conditioner a "
+            "MixtureConditioner2D), not another model put in its place")
+    with student_code("the conditioner's parameters"):
+        reference = AutoregressiveMixtureCDF(conditioner).forward_log_det_jacobian(tf.constant(x), event_ndims=1)
+        reference = to_numpy(reference, "the conditioner's mixture density")
+    with student_code("model.log_prob"):
+        claimed = to_numpy(log_prob(tf.constant(x)), "the trained model's log_prob")
+    require(claimed.shape == reference.shape and bool(np.allclose(claimed, reference, atol=1e-3)),
+            "the trained model's log_prob is not the autoregressive mixture density of its own conditioner: "
+            "ar_log_prob must be exactly log p(x1; θ1) + log p(x2; θ2(x1)), both terms from the conditioner it is given")
+
+
 def _trained(model: Any, x_test: Any, measure: Callable[..., tuple[float, float]], limit: float, data: str,
              held: tuple[str, Callable[[], np.ndarray]]) -> None:
     need(model, "the trained flow (built from your answers above)")
@@ -258,6 +277,7 @@ def _trained(model: Any, x_test: Any, measure: Callable[..., tuple[float, float]
     x_test = held_out(x_test, *held).astype(np.float32)
     mass, nll = measure(log_prob, x_test)
     require(bool(np.isfinite(nll)), "the test log-likelihood is not finite: did training diverge?")
+    _is_the_labs_flow(model, log_prob, x_test[:64])
     not_a_density = ("the trained model's density does not integrate to 1 over the plane, so it is not a density: "
                      "ar_log_prob must be exactly log p(x1; θ1) + log p(x2; θ2(x1)), each term a normalised mixture density")
     # More than 1 is a lie whatever the fit (it would buy a better score); less than 1 can also be a
