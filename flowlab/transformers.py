@@ -60,6 +60,7 @@ flows" (NeurIPS 2019); J. Ho et al., "Flow++" (ICML 2019).
 
 from __future__ import annotations
 
+import collections
 import math
 from typing import Any, Callable
 
@@ -176,6 +177,41 @@ def spline_parameters(params: tf.Tensor, bins: int, bound: float) -> tuple[tf.Te
             tf.math.softplus(params[..., 2 * k:] + _SLOPE_SHIFT) + _MIN_BIN)
 
 
+_SplineBin = collections.namedtuple("_SplineBin", "out_of_bounds x_k y_k d_k d_kp1 h_k w_k s_k")
+
+
+class _RationalQuadraticSpline(tfb.RationalQuadraticSpline):
+    """TFP's spline, its bin looked up by a one-hot sum instead of ``tf.gather(..., batch_dims)``.
+
+    Same values and gradients (``tests/test_transformers.py``); TFP's six batched gathers per call
+    (twice per ``log_prob``) have scatter gradients that take half of a spline flow's tracing time
+    and ~10 % of each step (``bench/beyond_affine.md``).  Overrides TFP's ``_compute_shared``.
+    """
+
+    def _compute_shared(self, x=None, y=None):
+        is_x = x is not None
+        range_min = tf.convert_to_tensor(self.range_min, name="range_min")
+
+        def knots(sizes: tf.Tensor) -> tf.Tensor:  # (..., K) bin sizes -> (..., K + 1) knot positions
+            return range_min + tf.pad(tf.cumsum(sizes, axis=-1), [[0, 0]] * (sizes.shape.rank - 1) + [[1, 0]])
+
+        kx, ky = knots(self.bin_widths), knots(self.bin_heights)
+        slopes = tf.convert_to_tensor(self.knot_slopes)
+        kd = tf.pad(slopes, [[0, 0]] * (slopes.shape.rank - 1) + [[1, 1]], constant_values=1.0)
+        k = kx if is_x else ky
+        v = x if is_x else y
+        out_of_bounds = (v <= k[..., 0]) | (v >= k[..., -1])
+        v = tf.where(out_of_bounds, k[..., 0], v)[..., tf.newaxis]
+        onehot = tf.cast((k[..., :-1] <= v) & (v < k[..., 1:]), v.dtype)  # the bin holding v
+
+        def pick(t: tf.Tensor) -> tf.Tensor:
+            return tf.reduce_sum(onehot * t, axis=-1)
+
+        x_k, y_k, d_k = pick(kx[..., :-1]), pick(ky[..., :-1]), pick(kd[..., :-1])
+        w_k, h_k, d_kp1 = pick(kx[..., 1:]) - x_k, pick(ky[..., 1:]) - y_k, pick(kd[..., 1:])
+        return _SplineBin(out_of_bounds, x_k, y_k, d_k, d_kp1, h_k, w_k, h_k / w_k)
+
+
 class SplineTransformer(Transformer):
     r"""A monotone rational-quadratic spline of ``bins`` pieces on :math:`[-B, B]`, the identity outside.
 
@@ -196,8 +232,8 @@ class SplineTransformer(Transformer):
 
     def bijector(self, params: tf.Tensor) -> tfb.Bijector:
         widths, heights, slopes = spline_parameters(params, self.bins, self.bound)
-        return tfb.RationalQuadraticSpline(bin_widths=widths, bin_heights=heights, knot_slopes=slopes,
-                                           range_min=-self.bound)
+        return _RationalQuadraticSpline(bin_widths=widths, bin_heights=heights, knot_slopes=slopes,
+                                        range_min=-self.bound)
 
     def __repr__(self) -> str:
         return f"SplineTransformer(bins={self.bins}, bound={self.bound})"
