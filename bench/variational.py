@@ -4,6 +4,8 @@ Each run appends one JSON line to ``bench/results/variational_<part>.jsonl`` (pa
 
     nice -n 10 .venv/bin/python bench/variational.py energies --flows planar --ks 2 8 32 --seeds 0
     nice -n 10 .venv/bin/python bench/variational.py energies --flows radial householder orthogonal triangular iaf --ks 32
+    .venv/bin/python bench/variational.py table --flows planar radial householder orthogonal triangular iaf \\
+        --ks 2 8 32                                       # the markdown table of what the runs above wrote
     nice -n 10 .venv/bin/python bench/variational.py vae --flows none planar iaf householder triangular orthogonal \
         --ks 1 2 5 10 --seeds 0 1 2
 
@@ -39,13 +41,14 @@ def energies(args: argparse.Namespace) -> None:
                     flowlab.seed(seed)
                     target, log_z = energy_log_prob(name), log_normalizer(name)
                     q = V.build_vi_flow(kind, dims=2, n_flows=k, hidden_units=(32, 32))
-                    start = time.perf_counter()
+                    start, cpu_start = time.perf_counter(), time.process_time()
                     V.fit_variational(q, target, steps=args.steps, n_samples=256,
                                       learning_rate=2e-3 if kind == "iaf" else 1e-2,
                                       annealing_steps=args.steps // 2, verbose=0)
-                    seconds = time.perf_counter() - start
+                    seconds, cpu_seconds = time.perf_counter() - start, time.process_time() - cpu_start
                     kl = V.exact_kl(q, target, log_z, 20000, seed=seed)
-                    row = dict(target=name, flow=kind, K=k, seed=seed, steps=args.steps, kl=kl, seconds=seconds)
+                    row = dict(target=name, flow=kind, K=k, seed=seed, steps=args.steps, kl=kl, seconds=seconds,
+                               cpu_seconds=cpu_seconds)
                     print(json.dumps(row), flush=True)
                     with out.open("a") as f:
                         f.write(json.dumps(row) + "\n")
@@ -70,9 +73,33 @@ def vae(args: argparse.Namespace) -> None:
                     f.write(json.dumps(row) + "\n")
 
 
+def table(args: argparse.Namespace) -> None:
+    """Markdown of the energies rows: KL median (min - max over seeds) and median CPU seconds per run."""
+    rows = [json.loads(line) for line in (RESULTS / "variational_energies.jsonl").read_text().splitlines() if line]
+    rows = [r for r in rows if r["flow"] in args.flows and r["K"] in args.ks and r["target"] in args.targets]
+    print("| flow | K | " + " | ".join(args.targets) + " | CPU s per run (median) |")
+    print("|---|---|" + "---|" * (len(args.targets) + 1))
+    for kind in args.flows:
+        for k in args.ks:
+            cells, cpu = [], []
+            for name in args.targets:
+                kls = sorted(r["kl"] for r in rows if (r["flow"], r["K"], r["target"]) == (kind, k, name))
+                cpu += [r["cpu_seconds"] for r in rows if (r["flow"], r["K"], r["target"]) == (kind, k, name)
+                        and "cpu_seconds" in r]
+                if not kls:
+                    cells.append("–")
+                elif len(kls) == 1:
+                    cells.append(f"{kls[0]:.3f} (1 seed)")
+                else:
+                    cells.append(f"{np.median(kls):.3f} ({kls[0]:.3f}–{kls[-1]:.3f}, {len(kls)} seeds)")
+            if any(c != "–" for c in cells):
+                seconds = f"{np.median(cpu):.0f}" if cpu else "–"
+                print(f"| {kind} | {k} | " + " | ".join(cells) + f" | {seconds} |")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("part", choices=["energies", "vae"])
+    parser.add_argument("part", choices=["energies", "vae", "table"])
     parser.add_argument("--flows", nargs="+", default=["planar"])
     parser.add_argument("--ks", nargs="+", type=int, default=[32])
     parser.add_argument("--seeds", nargs="+", type=int, default=[0])
@@ -81,7 +108,7 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=300)
     args = parser.parse_args()
     RESULTS.mkdir(exist_ok=True)
-    (energies if args.part == "energies" else vae)(args)
+    {"energies": energies, "vae": vae, "table": table}[args.part](args)
 
 
 if __name__ == "__main__":
