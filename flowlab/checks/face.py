@@ -43,7 +43,10 @@ def _reference_conditioner() -> MixtureConditioner2D:
     """K = 2 mixtures whose theta_2 depends strongly (and nonlinearly) on x1; no random weights."""
 
     def theta2(x1: tf.Tensor) -> tf.Tensor:
-        return tf.concat([0.8 * x1, -0.8 * x1, 2.0 * tf.tanh(x1) - 1.0, 1.5 * x1 + 1.0, 0.3 * tf.sin(x1) - 1.0, -0.5 + 0.0 * x1], axis=-1)
+        return tf.concat(
+            [0.8 * x1, -0.8 * x1, 2.0 * tf.tanh(x1) - 1.0, 1.5 * x1 + 1.0, 0.3 * tf.sin(x1) - 1.0, -0.5 + 0.0 * x1],
+            axis=-1,
+        )
 
     conditioner = MixtureConditioner2D(num_components=2, network=tf.keras.layers.Lambda(theta2), loc_range=(-1.0, 1.0))
     conditioner.marginal.assign([0.3, -0.3, -1.0, 1.0, -0.7, -0.4])
@@ -83,13 +86,15 @@ def conditional_network(make_network: Any, num_components: int = 5) -> None:
         with student_code(f"make_conditional_network({k})"):
             network = make_network(k)
         need(network, f"make_conditional_network({k})")
-        require(isinstance(network, tf.keras.layers.Layer), "make_conditional_network should return a Keras layer (e.g. "
+        require(isinstance(network, tf.keras.layers.Layer),
+                "make_conditional_network should return a Keras layer (e.g. "
                 f"tf.keras.Sequential), got {printable(type(network).__name__)}")
         with student_code("network(x1)"):
             result = network(tf.constant(_X1))
         out = to_numpy(result, "network(x1)")
         require(out.shape == (len(_X1), 3 * k),
-                f"for K = {k}, network(x1) of shape ({len(_X1)}, 1) has shape {out.shape}; expected ({len(_X1)}, {3 * k}): "
+                f"for K = {k}, network(x1) of shape ({len(_X1)}, 1) has shape {out.shape}; "
+                f"expected ({len(_X1)}, {3 * k}): "
                 "K logits, K locations and K log-scales per point (use the num_components argument)")
         with student_code("network.trainable_variables"):
             variables = list(network.trainable_variables)
@@ -97,7 +102,8 @@ def conditional_network(make_network: Any, num_components: int = 5) -> None:
         networks.append((network, variables))
     (first, first_vars), _, (again, again_vars) = networks
     shared = {id(v) for v in first_vars} & {id(v) for v in again_vars}
-    require(not shared, "make_conditional_network returns the same network every time: build a new one inside the function")
+    require(not shared,
+            "make_conditional_network returns the same network every time: build a new one inside the function")
     activation = _output_activation(again)
     if activation is not None:
         raise CheckFailed(f"{_ACTIVATION_HINT}; yours ends in {printable(activation)}")
@@ -112,7 +118,8 @@ def conditional_network(make_network: Any, num_components: int = 5) -> None:
         result, wide = again(tf.constant(_X1)), again(tf.constant(_X1_WIDE))
     out = to_numpy(result, "network(x1)")
     out_wide = to_numpy(wide, "network(x1)")
-    require(bool(np.all(np.isfinite(out))) and bool(np.all(np.isfinite(out_wide))), "network(x1) gives NaN or infinite values")
+    require(bool(np.all(np.isfinite(out))) and bool(np.all(np.isfinite(out_wide))),
+            "network(x1) gives NaN or infinite values")
     both = np.concatenate([out, out_wide])
     require(bool(both.min() < -0.5) and bool(both.max() > 0.5),
             f"{_ACTIVATION_HINT}; with random weights yours never goes below zero (or never above it)")
@@ -153,14 +160,16 @@ def ar_log_prob(fn: Any) -> None:
     first = to_numpy(conditioner.marginal_params())
     with_theta1 = per_dim[:, 0] + to_numpy(MixtureCDF.from_params(first).forward_log_det_jacobian(_POINTS[:, 1], 0))
     if np.allclose(got, with_theta1, atol=1e-4):
-        raise CheckFailed("x2 was scored with θ1: its mixture's parameters are θ2(x1) = conditioner.conditional_params(x[:, :1])")
+        raise CheckFailed("x2 was scored with θ1: its mixture's parameters are "
+                          "θ2(x1) = conditioner.conditional_params(x[:, :1])")
     theta2_of_x2 = to_numpy(conditioner.conditional_params(_POINTS[:, 1:]))
     with_x2 = per_dim[:, 0] + to_numpy(MixtureCDF.from_params(theta2_of_x2).forward_log_det_jacobian(_POINTS[:, 1], 0))
     if np.allclose(got, with_x2, atol=1e-4):
         raise CheckFailed("θ2 was computed from x2: the conditional of x2 depends on x1 only, "
                           "θ2(x1) = conditioner.conditional_params(x[:, :1])")
     require(bool(np.allclose(got, expected, atol=1e-4)),
-            "ar_log_prob should be log p(x1; θ1) + log p(x2; θ2(x1)) (the uniform base adds log 1 = 0); the log-density "
+            "ar_log_prob should be log p(x1; θ1) + log p(x2; θ2(x1)) (the uniform base adds log 1 = 0); "
+            "the log-density "
             "of a mixture is MixtureCDF.from_params(θ).forward_log_det_jacobian(x, event_ndims=0)")
     # model.fit runs ar_log_prob inside a compiled TensorFlow graph, and trains θ1 through it.
     try:
@@ -176,7 +185,8 @@ def ar_log_prob(fn: Any) -> None:
             "ar_log_prob gives different numbers inside a tf.function (as model.fit runs it): use TensorFlow "
             "operations, not NumPy or Python-side state")
     gradient = tape.gradient(total, conditioner.marginal)
-    require(gradient is not None and bool(np.all(np.isfinite(to_numpy(gradient)))) and bool(np.any(to_numpy(gradient) != 0)),
+    require(gradient is not None and bool(np.all(np.isfinite(to_numpy(gradient))))
+            and bool(np.any(to_numpy(gradient) != 0)),
             "no gradient reaches θ1 through ar_log_prob, so model.fit cannot train it: compute it with TensorFlow "
             "operations from conditioner.marginal_params() (no NumPy, no tf.stop_gradient)")
 
@@ -202,7 +212,9 @@ def sample_in_order(fn: Any) -> None:
             "u1 and u2 must be independent draws: do not reuse the same uniform numbers for both coordinates")
 
 
-def _measure(log_prob: Callable[[tf.Tensor], Any], x_test: Any, grid: tuple[np.ndarray, np.ndarray]) -> tuple[float, float]:
+def _measure(
+    log_prob: Callable[[tf.Tensor], Any], x_test: Any, grid: tuple[np.ndarray, np.ndarray]
+) -> tuple[float, float]:
     xs, ys = grid
     points = np.stack(np.meshgrid(xs, ys), axis=-1).reshape(-1, 2)
     with student_code("the trained model's log_prob on a grid of points"):
@@ -265,7 +277,8 @@ def _is_the_labs_flow(model: Any, log_prob: Callable[[tf.Tensor], Any], x: np.nd
         claimed = to_numpy(log_prob(tf.constant(x)), "the trained model's log_prob")
     require(claimed.shape == reference.shape and bool(np.allclose(claimed, reference, atol=1e-3)),
             "the trained model's log_prob is not the autoregressive mixture density of its own conditioner: "
-            "ar_log_prob must be exactly log p(x1; θ1) + log p(x2; θ2(x1)), both terms from the conditioner it is given")
+            "ar_log_prob must be exactly log p(x1; θ1) + log p(x2; θ2(x1)), "
+            "both terms from the conditioner it is given")
 
 
 def _trained(model: Any, x_test: Any, measure: Callable[..., tuple[float, float]], limit: float, data: str,
@@ -273,18 +286,21 @@ def _trained(model: Any, x_test: Any, measure: Callable[..., tuple[float, float]
     need(model, "the trained flow (built from your answers above)")
     with student_code("model.log_prob"):
         log_prob = getattr(model, "log_prob", None)
-    require(callable(log_prob), f"expected a trained model with a log_prob method, got {printable(type(model).__name__)}")
+    require(callable(log_prob),
+            f"expected a trained model with a log_prob method, got {printable(type(model).__name__)}")
     x_test = held_out(x_test, *held).astype(np.float32)
     mass, nll = measure(log_prob, x_test)
     require(bool(np.isfinite(nll)), "the test log-likelihood is not finite: did training diverge?")
     _is_the_labs_flow(model, log_prob, x_test[:64])
     not_a_density = ("the trained model's density does not integrate to 1 over the plane, so it is not a density: "
-                     "ar_log_prob must be exactly log p(x1; θ1) + log p(x2; θ2(x1)), each term a normalised mixture density")
+                     "ar_log_prob must be exactly log p(x1; θ1) + log p(x2; θ2(x1)), "
+                     "each term a normalised mixture density")
     # More than 1 is a lie whatever the fit (it would buy a better score); less than 1 can also be a
     # real but badly fitted density whose tails reach past the grid, so the fit is judged first.
     require(bool(np.isfinite(mass)) and mass < 1.0 + MASS_TOLERANCE, not_a_density)
     require(nll < limit,
-            f"the trained flow does not fit {data} (its test NLL is far above what a correct flow reaches): θ2 must be able to "
+            f"the trained flow does not fit {data} (its test NLL is far above what a correct flow reaches): "
+            "θ2 must be able to "
             "follow x1 — hidden layers with a nonlinear activation, an output layer with no activation — and the "
             "training cell must have run after your answers")
     require(mass > 1.0 - MASS_TOLERANCE, not_a_density)
