@@ -178,17 +178,27 @@ def _initial_cdf():
 BASES = {"Uniform[0, 1]": tfd.Uniform(0.0, 1.0), "N(0, 1)": tfd.Normal(0.0, 1.0)}
 
 
+class FlowModel:
+    """The lab's FlowModel without Keras: a flow, a base, and the student's flow_log_prob as its output."""
+
+    def __init__(self, flow, base, log_prob):
+        self.flow, self.base, self.log_prob = flow, base, log_prob
+
+    def __call__(self, x):
+        return self.log_prob(x, self.flow, self.base)
+
+
 def _models(make_cdf, log_prob=log_prob_direct, gaussian=True):
     flows = {"Uniform[0, 1]": make_cdf(),
              "N(0, 1)": tfb.Chain([tfb.Invert(tfb.NormalCDF()), make_cdf()]) if gaussian else make_cdf()}
-    return {name: (lambda x, f=flows[name], b=BASES[name]: log_prob(x, f, b)) for name in flows}
+    return {name: FlowModel(flows[name], BASES[name], log_prob) for name in flows}
 
 
 def test_trained_cdf_flows(capsys):
     _, x_test = load_bimodal(5000, 2000, seed=0)
     passes(capsys, lambda: flows_1d.trained_cdf_flows(_models(_true_cdf), x_test))
     passes(capsys, lambda: flows_1d.trained_cdf_flows(_models(_true_cdf, log_prob_tfp), x_test))
-    passes(capsys, lambda: flows_1d.trained_cdf_flows({"true": lambda x: bimodal_log_prob(np.asarray(x))}, x_test))
+    passes(capsys, lambda: flows_1d.trained_cdf_flows(_models(_true_cdf, log_prob_inverse_log_det), x_test))
     fails(capsys, lambda: flows_1d.trained_cdf_flows(_models(_initial_cdf), x_test), "trained")
     missing = lambda x, f, b: b.log_prob(f.forward(x))  # noqa: E731
     fails(capsys, lambda: flows_1d.trained_cdf_flows(_models(_true_cdf, missing), x_test),
@@ -196,6 +206,15 @@ def test_trained_cdf_flows(capsys):
     doubled = lambda x, f, b: log_prob_direct(x, f, b) + 0.5  # a lying log-det: a higher score than the truth  # noqa: E731
     fails(capsys, lambda: flows_1d.trained_cdf_flows(_models(_true_cdf, doubled), x_test), "integrate to 1")
     fails(capsys, lambda: flows_1d.trained_cdf_flows(_models(_true_cdf, gaussian=False), x_test), "N(0, 1)", "Φ⁻¹")
+
+
+def test_trained_cdf_flows_are_the_labs_flow_models(capsys):
+    """The true density in place of a model, or behind a flow whose density it is not, fails."""
+    x_test = flows_1d.bimodal_test_set()
+    truth = lambda x: bimodal_log_prob(np.asarray(x))  # noqa: E731
+    fails(capsys, lambda: flows_1d.trained_cdf_flows({"true": truth}, x_test), "not the lab's FlowModel")
+    behind = _models(_initial_cdf, lambda x, f, b: bimodal_log_prob(np.asarray(x)))
+    fails(capsys, lambda: flows_1d.trained_cdf_flows(behind, x_test), "of its own flow and base")
 
 
 @pytest.mark.parametrize("models, words", [
@@ -210,7 +229,7 @@ def test_trained_cdf_flows_weird_answers(capsys, models, words):
 def test_trained_cdf_flows_are_measured_on_the_labs_test_set(capsys):
     """The true density passes on X_test; on X_test's easiest points, or X_test changed, the check fails."""
     x_test = flows_1d.bimodal_test_set()
-    models = {"true": lambda x: bimodal_log_prob(np.asarray(x))}
+    models = _models(_true_cdf)
     easiest = x_test[np.argsort(-bimodal_log_prob(x_test))[:200]]
     fails(capsys, lambda: flows_1d.trained_cdf_flows(models, easiest), "not the lab's test set", "200 rows")
     fails(capsys, lambda: flows_1d.trained_cdf_flows(models, np.sort(x_test)), "not the lab's test set", "changed")

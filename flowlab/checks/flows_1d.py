@@ -224,6 +224,27 @@ def measure_1d(log_prob: Callable[[tf.Tensor], Any], x_test: Any) -> tuple[float
     return mass, -float(np.mean(test_values))
 
 
+def _is_the_labs_flow(model: Any, name: str, x: np.ndarray) -> None:
+    """The model is the lab's FlowModel: its output is log p_Z(f(x)) + log |f'(x)| of its own flow and
+    base, the derivative taken here by autodiff."""
+    with student_code(f"the {name} model's flow and base"):
+        flow, base = getattr(model, "flow", None), getattr(model, "base", None)
+    require(isinstance(flow, tfb.Bijector) and isinstance(base, tfd.Distribution),
+            f"the {name} model is not the lab's FlowModel (a flow and a base, trained by the fit cell): the check "
+            "measures the model built from your answers, not another density put in its place")
+    points = tf.constant(x)
+    with student_code(f"the {name} model's flow and base on test points"):
+        with tf.GradientTape() as tape:
+            tape.watch(points)
+            z = flow.forward(points)
+        slope = to_numpy(tape.gradient(z, points), "f'(x)")
+        reference = to_numpy(base.log_prob(z), "log p_Z(f(x))") + np.log(np.abs(slope))
+        claimed = to_numpy(model(tf.constant(x)), f"the {name} model's log-likelihood")
+    require(claimed.shape == reference.shape and bool(np.allclose(claimed, reference, atol=1e-3)),
+            f"the {name} model's log-likelihood is not log p_Z(f(x)) + log |f'(x)| of its own flow and base: "
+            "flow_log_prob must compute the change of variables of the flow and base it is given")
+
+
 @cached
 def bimodal_test_set() -> np.ndarray:
     """The lab's held-out points, as its data cell makes them."""
@@ -248,6 +269,7 @@ def trained_cdf_flows(models: Any, x_test: Any) -> None:
                 f"the {printable(name)}-base model's density does not integrate to 1 over x, so it is not a density: "
                 "the change of variables needs both terms, log p_Z(f(x)) + log |f'(x)|, and the flow must map the "
                 "data onto the whole support of its base (for N(0, 1): Φ⁻¹ after the CDF)")
+        _is_the_labs_flow(model, printable(name), x[:64])
         require(bool(np.isfinite(nll)) and nll < true_nll + NLL_MARGIN,
                 f"the {printable(name)}-base model does not fit the test data (its NLL is far above the true "
                 "density's): was it trained (the training cell run after your answers), "
