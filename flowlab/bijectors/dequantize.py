@@ -42,7 +42,7 @@ import numpy as np
 import tensorflow as tf
 import tensorflow_probability as tfp
 
-__all__ = ["NUM_LEVELS", "uniform_dequantize", "dequantization_log_det", "dequantized_dataset", "Logit", "FunctionLogit"]
+__all__ = ["NUM_LEVELS", "uniform_dequantize", "dequantized_dataset", "Logit", "FunctionLogit"]
 
 tfb = tfp.bijectors
 
@@ -75,15 +75,6 @@ def uniform_dequantize(
     else:
         u = tf.random.uniform(tf.shape(x), dtype=tf.float32)
     return (x + u) / float(num_levels)
-
-
-def dequantization_log_det(num_dims: int, num_levels: int = NUM_LEVELS) -> float:
-    """Log-det of ``x + u -> (x + u) / num_levels`` over ``num_dims`` values: ``-num_dims * log(num_levels)``.
-
-    Add it to a log-density of ``x + u`` to get the log-density of ``(x + u) / num_levels``, or
-    subtract it to go back to pixel space.
-    """
-    return -float(num_dims) * float(np.log(_levels(num_levels)))
 
 
 def dequantized_dataset(
