@@ -189,6 +189,28 @@ def test_trained_flow(capsys):
     fails(capsys, check.trained_flow, ..., target, log_z, hint="placeholder")
 
 
+class Inflating(tfb.Bijector):
+    """A trained chain whose log-det claims two nats more stretching than there is."""
+
+    def __init__(self, inner):
+        super().__init__(forward_min_event_ndims=1, name="inflating")
+        self.inner = inner
+
+    def _forward(self, z):
+        return self.inner.forward(z)
+
+    def _forward_log_det_jacobian(self, z):
+        return self.inner.forward_log_det_jacobian(z, event_ndims=1) + 2.0
+
+
+def test_trained_flow_needs_an_honest_log_det(capsys):
+    """A flow whose log-det claims more stretching than its map has fails, trained or not."""
+    target, log_z = energy_log_prob("U1"), log_normalizer("U1")
+    for flow in (V.build_vi_flow("planar", dims=2, n_flows=2, seed=0), _trained()):
+        liar = tfd.TransformedDistribution(flow.distribution, Inflating(flow.bijector))
+        fails(capsys, check.trained_flow, liar, target, log_z, hint="autodiff")
+
+
 def test_trained_flow_is_measured_against_u1_itself(capsys):
     """An untrained flow with LOG_Z["U1"] shifted, or against another target, fails with a hint."""
     untrained = V.build_vi_flow("planar", dims=2, n_flows=2, seed=0)

@@ -151,6 +151,23 @@ def elbo_estimator(estimator: Any) -> None:
             "through the sample (reparameterisation), and use log q of those same samples")
 
 
+def _honest_log_det(q: Any) -> None:
+    """q's density is that of its own map: the chain's log-det matches autodiff's on base samples (a
+    log-det that claims more stretching than there is lowers log q, and the KL estimate with it)."""
+    with student_code("q.distribution.sample(64)"):
+        z = tf.convert_to_tensor(q.distribution.sample(64, seed=11))
+    with student_code("q.bijector.forward(z) and its log-det"):
+        with tf.GradientTape(persistent=True) as tape:
+            tape.watch(z)
+            y = q.bijector.forward(z)
+        claimed = to_numpy(q.bijector.forward_log_det_jacobian(z, event_ndims=1), "q's log-det")
+        jacobian = tape.batch_jacobian(y, z, experimental_use_pfor=False)
+    exact = np.linalg.slogdet(to_numpy(jacobian, "the Jacobian of q's map"))[1]
+    require(claimed.shape == exact.shape and bool(np.allclose(claimed, exact, atol=1e-3)),
+            "q's log-density is not that of its own map: the flows' log-dets differ from autodiff's "
+            "log|det ∂f/∂z| (fix planar's log_det above, then rerun the flow and training cells)")
+
+
 def _u1(target_log_prob: Any, log_z: Any) -> tuple[Callable, float]:
     """U1's energy and log normaliser, once the notebook's are seen to be the same."""
     from flowlab.datasets.energies import energy_log_prob
@@ -186,6 +203,7 @@ def trained_flow(q: Any, target_log_prob: Any, log_z: float) -> None:
     # The KL is measured against U1 and its log Z as the lab's locked cells define them: a notebook that
     # shifts LOG_Z["U1"] or passes another target would move both KLs, not make q better.
     target_log_prob, log_z = _u1(target_log_prob, log_z)
+    _honest_log_det(q)
     with student_code("q.sample / q's log-density"):
         z, log_q = sample_and_log_prob(q, 4000, seed=0)
         to_numpy(z, "samples of q"), to_numpy(log_q, "log q")
