@@ -10,6 +10,13 @@ import os
 
 os.environ.setdefault("FLOWLAB_FAST", "1")  # kernels started by nbval inherit it
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # flowlab.quiet.LOG_LEVEL, for nbval kernels too
+# The package does not know where a machine keeps MNIST (it downloads into Keras's cache); the course
+# machines and CI keep the official test set beside the repository. Set before any kernel starts.
+_MNIST = os.path.join(os.path.dirname(os.path.abspath(__file__)), os.pardir, "shared", "data", "mnist")
+if not os.environ.get("FLOWLAB_MNIST_DIR") and os.path.isdir(_MNIST):
+    os.environ["FLOWLAB_MNIST_DIR"] = os.path.realpath(_MNIST)
+
+from flowlab.notebook_format import compare_without_stderr  # noqa: E402 - after FLOWLAB_FAST is set
 
 try:
     from nbval import plugin as _nbval
@@ -17,9 +24,4 @@ except ImportError:  # pragma: no cover - nbval is in requirements.txt
     _nbval = None
 
 if _nbval is not None:
-    _transform = _nbval.transform_streams_for_comparison
-
-    def _without_stderr(outputs):
-        return _transform([o for o in outputs if not (o.get("output_type") == "stream" and o.get("name") == "stderr")])
-
-    _nbval.transform_streams_for_comparison = _without_stderr
+    compare_without_stderr(_nbval)

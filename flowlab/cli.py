@@ -190,7 +190,7 @@ def build_parser() -> argparse.ArgumentParser:
                             choices=["visible", "hidden", "after_due_date", "after_published"],
                             help="when students see their score and tests (default visible)")
     gradescope.add_argument("--mnist-dir", type=Path, help="MNIST IDX files for labs that read MNIST "
-                                                           "(default $FLOWLAB_MNIST_DIR, or the shared copy)")
+                                                           "(default $FLOWLAB_MNIST_DIR)")
     gradescope.set_defaults(func=_cmd_gradescope)
 
     grade = sub.add_parser("grade", help="grade lab submissions against their solutions")

@@ -25,6 +25,8 @@ from typing import Any
 
 import nbformat
 
+from flowlab.notebook_format import BEGIN, END, STUB, declared_points, is_answer, is_check
+
 __all__ = [
     "BEGIN",
     "END",
@@ -44,9 +46,6 @@ __all__ = [
     "stamp_files",
 ]
 
-BEGIN = "### BEGIN SOLUTION"
-END = "### END SOLUTION"
-STUB = "#|"
 NBFORMAT_MINOR = 5  # cell ids exist from nbformat 4.5 on
 
 
@@ -190,7 +189,9 @@ def colab_url(lab: str, config: CourseConfig | None = None, folder: str = "labs"
 
 
 # What a lab's code reads -> the data the set-up cell fetches where flowlab had to be installed.
-DATA_PATTERNS = {"mnist": re.compile(r"flowlab\.datasets\.mnist|\bload_mnist\w*\(|from flowlab\.datasets import .*\bmnist\b")}
+DATA_PATTERNS = {
+    "mnist": re.compile(r"flowlab\.datasets\.mnist|\bload_mnist\w*\(|from flowlab\.datasets import .*\bmnist\b"),
+}
 FETCH = {"mnist": ["from flowlab.datasets.mnist import load_mnist_split",
                    "load_mnist_split(0, 0)  # downloads MNIST once (Keras caches it in ~/.keras/datasets)"]}
 
@@ -233,17 +234,14 @@ def _grade_id(cell: Any, index: int, used: set[str]) -> str:
 
 
 def _nbgrader(cell: Any, grade_id: str) -> dict:
-    from flowlab.todo import CHECK_MARKER
-
     meta = {"grade": False, "grade_id": grade_id, "locked": True, "schema_version": NBGRADER_SCHEMA,
             "solution": False, "task": False}
     if cell.cell_type != "code":
         return meta
     source = cell.source
-    if source.lstrip().startswith(CHECK_MARKER):
-        points = (cell.metadata.get("flowlab") or {}).get("points", 1)
-        meta.update(grade=True, points=points)
-    elif any(line.strip() == BEGIN for line in source.splitlines()):
+    if is_check(source):
+        meta.update(grade=True, points=declared_points(cell.metadata))
+    elif is_answer(source):
         meta.update(locked=False, solution=True)
     return meta
 

@@ -18,9 +18,10 @@ import ast
 import sys
 from typing import Any
 
+from flowlab.notebook_format import CHECK_MARKER, is_check
+
 __all__ = ["WAITING", "CHECK_MARKER", "reads_and_binds", "register_ipython"]
 
-CHECK_MARKER = "# NBVAL_CHECK_OUTPUT"
 WAITING = "⏸ waiting for"
 
 
@@ -106,7 +107,7 @@ class _WaitForTodos(ast.NodeTransformer):
             return node
 
     def _transform(self, node: ast.Module) -> ast.AST:
-        if self.raw_cell.lstrip().startswith(CHECK_MARKER):
+        if is_check(self.raw_cell):
             return node
         namespace = self.shell.user_ns
         reads, binds = reads_and_binds(node)

@@ -71,17 +71,7 @@ def test_shapes(build):
     assert flow.log_prob(tf.zeros([5, 3, 2])).shape == [5, 3]
 
 
-@pytest.mark.parametrize("build", BUILDERS)
-@pytest.mark.parametrize("dims", [1, 0, 2.5])
-def test_too_few_dims_is_a_clear_error(build, dims):
-    with pytest.raises(ValueError, match="at least 2 dimensions"):
-        build(dims)
-
-
-@pytest.mark.parametrize("build", BUILDERS)
-def test_no_layers_is_a_clear_error(build):
-    with pytest.raises(ValueError, match="n_layers"):
-        build(2, n_layers=0)
+# Bad dims, n_layers, hidden_units and dtype for every builder: tests/test_builders.py.
 
 
 def test_nsf_kind_is_checked():

@@ -24,17 +24,17 @@ import contextlib
 import functools
 import os
 import re
-from typing import Any, Callable, Iterator
+from collections.abc import Callable, Iterator
+from typing import Any
 
 import numpy as np
+
+from flowlab.notebook_format import FAIL, PASS  # the verdict symbols (the notebook-format contract)
 
 __all__ = [
     "PASS", "FAIL", "CheckFailed", "check", "require", "to_numpy", "is_stub", "need", "need_function", "student_code",
     "placeholder_hint", "printable",
 ]
-
-PASS = "✔"
-FAIL = "✘"
 
 # Bound once at import: a student who later replaces ``builtins.print`` does not change what a
 # check writes. (The grader also flags such code; this is belt and braces.)

@@ -19,7 +19,8 @@ from typing import Any
 
 import nbformat
 
-from flowlab.grading.roles import Role, SolutionCell, checksum, solution_cells
+from flowlab.grading.roles import SolutionCell, solution_cells
+from flowlab.notebook_format import Role, checksum, stream_text, without_stderr
 
 __all__ = ["PlannedCell", "Assembly", "assemble"]
 
@@ -96,9 +97,12 @@ def _code_cell(source: str, *, metadata: dict | None = None, outputs: list | Non
     return cell
 
 
-def assemble(solution: Any, student: Any, name: str = "solution") -> Assembly:
-    """Build the notebook to grade from a solution and a student's copy of its lab."""
-    sol = solution_cells(solution, name)
+def assemble(solution: Any, student: Any, name: str = "solution", cells: list[SolutionCell] | None = None) -> Assembly:
+    """Build the notebook to grade from a solution and a student's copy of its lab.
+
+    ``cells``: the solution's :func:`~flowlab.grading.roles.solution_cells`, when the caller has them
+    (the grader reads each solution once, :class:`~flowlab.grading.pipeline.Lab`)."""
+    sol = solution_cells(solution, name) if cells is None else cells
     source_of = {c.index: solution.cells[c.index] for c in sol}
     student_cells = [(i, c) for i, c in enumerate(student.cells) if c.get("cell_type") == "code"]
     matched = _match(sol, student_cells)
@@ -149,11 +153,10 @@ def assemble(solution: Any, student: Any, name: str = "solution") -> Assembly:
             elif checksum(theirs.source) != cell.checksum:
                 changes.append(f"{cell.role} cell {label} was changed: the solution's version ran")
             if cell.role == Role.CHECK:
-                expected = [o for o in original.get("outputs", [])
-                            if not (o.get("output_type") == "stream" and o.get("name") == "stderr")]
+                expected = without_stderr(original.get("outputs", []))
                 cells.append(_code_cell(original.source, metadata=metadata, outputs=copy.deepcopy(expected),
                                         execution_count=original.get("execution_count") or 1))
-                stdout = "".join(o.get("text", "") for o in expected if o.get("output_type") == "stream")
+                stdout = stream_text(expected)
                 plan.append(PlannedCell(Role.CHECK, "solution", label, cell.title, cell.points, stdout))
             else:
                 cells.append(_code_cell(original.source, metadata=metadata))

@@ -69,13 +69,13 @@ def grade(paths: list[Path], *, solutions: Path, options, jobs: int = 1, progres
     ``shard`` (a :class:`~flowlab.grading.shards.Shard`): grade only its students.
     No kernel sees ``solutions``, the submissions or the folders in ``hide`` (the output folder)."""
     from flowlab.grading import pipeline
-    from flowlab.grading.discover import find_solutions, find_submissions
+    from flowlab.grading.discover import find_submissions
     from flowlab.grading.pipeline import Solutions
     from flowlab.grading.progress import Progress
     from flowlab.grading.shards import select
 
     options = prepare(options, hide=[solutions, *paths, *hide])
-    known = Solutions(find_solutions(solutions))
+    known = Solutions.read(solutions)
     submissions = select(find_submissions(paths, known.ids), shard)
     grade_submission = pipeline.grade_submission
     bar = Progress(len(submissions), enabled=progress)

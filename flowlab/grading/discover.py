@@ -11,8 +11,9 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
-__all__ = ["Submission", "find_submissions", "find_solutions", "lab_from_name", "student_name"]
+__all__ = ["Submission", "find_submissions", "find_solutions", "read_solutions", "lab_from_name", "student_name"]
 
 _SKIP_DIRS = {".ipynb_checkpoints", "__pycache__", ".git"}
 
@@ -30,18 +31,25 @@ def _notebooks(folder: Path) -> list[Path]:
     )
 
 
-def find_solutions(folder: Path) -> dict[str, Path]:
-    """Map lab id -> solution notebook for every ``*.ipynb`` in ``folder`` (the id is the stem)."""
+def read_solutions(folder: Path) -> dict[str, tuple[Path, Any]]:
+    """Map lab id -> (solution notebook's path, the notebook read, or ``None`` when it cannot be read)
+    for every ``*.ipynb`` in ``folder``: its ``metadata.flowlab.lab``, else its stem, names the lab.
+    Each file is read once; the grader keeps the notebook (:class:`~flowlab.grading.pipeline.Solutions`)."""
     from flowlab.grading.validate import InvalidSubmission, lab_id, read_submission
 
-    solutions: dict[str, Path] = {}
+    solutions: dict[str, tuple[Path, Any]] = {}
     for path in sorted(folder.glob("*.ipynb")):
         try:
-            lab = lab_id(read_submission(path)) or path.stem
+            notebook = read_submission(path)
         except InvalidSubmission:
-            lab = path.stem
-        solutions[lab] = path
+            notebook = None
+        solutions[(lab_id(notebook) if notebook is not None else None) or path.stem] = (path, notebook)
     return solutions
+
+
+def find_solutions(folder: Path) -> dict[str, Path]:
+    """Map lab id -> solution notebook for every ``*.ipynb`` in ``folder`` (see :func:`read_solutions`)."""
+    return {lab: path for lab, (path, _) in read_solutions(folder).items()}
 
 
 def lab_from_name(path: Path, labs: list[str]) -> str | None:

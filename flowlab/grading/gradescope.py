@@ -190,21 +190,21 @@ def build_autograder(lab: str, out: Path, *, solutions: Path, requirement: str |
 
     ``requirement``: what ``setup.sh`` installs as flowlab (a pip requirement); by default a wheel
     of this checkout, carried in the zip.  The zip also carries the executed solution and, when the
-    lab reads MNIST, the official test set's IDX files (from ``mnist_dir``, ``$FLOWLAB_MNIST_DIR`` or
-    the shared copy), so grading needs no network."""
-    from flowlab.grading.discover import find_solutions
-    from flowlab.grading.pipeline import Lab
+    lab reads MNIST, the official test set's IDX files (from ``mnist_dir`` or ``$FLOWLAB_MNIST_DIR``), so
+    grading needs no network."""
+    from flowlab.grading.pipeline import Solutions
     from flowlab.labs import lab_data
 
     if visibility not in VISIBILITIES:
         raise ValueError(f"visibility must be one of {', '.join(VISIBILITIES)}, got {visibility!r}")
-    known = find_solutions(Path(solutions))
+    found = Solutions.read(Path(solutions))  # each solution read once
+    known = found.paths
     if lab not in known:
         matches = [k for k in known if lab in k]
         if len(matches) != 1:
             raise ValueError(f"no single solution for lab {lab!r} in {solutions} (labs: {', '.join(known) or 'none'})")
         lab = matches[0]
-    solution = Lab.load(lab, known[lab])  # refuses a solution that was never executed
+    solution = found.get(lab)  # refuses a solution that was never executed
     needs = lab_data(solution.notebook)
     files: dict[str, tuple[bytes, bool]] = {
         "run_autograder": (RUN_AUTOGRADER.format(lab=lab, visibility=visibility, options=grade_options).encode(), True),
@@ -220,9 +220,9 @@ def build_autograder(lab: str, out: Path, *, solutions: Path, requirement: str |
             flowlab = f"'{requirement}'"
     files["setup.sh"] = (SETUP_SH.format(lab=lab, flowlab=flowlab).encode(), True)
     if "mnist" in needs:
-        from flowlab.datasets.mnist import ENV_VAR, FILES, shared_mnist_dir
+        from flowlab.datasets.mnist import ENV_VAR, FILES
 
-        candidates = [mnist_dir, os.environ.get(ENV_VAR) or None, shared_mnist_dir()]
+        candidates = [mnist_dir, os.environ.get(ENV_VAR) or None]
         folder = next((Path(c) for c in candidates if c and all((Path(c) / f).is_file() for f in FILES["test"])), None)
         if folder is None:
             raise FileNotFoundError(f"lab {lab} reads MNIST: give the folder of its IDX files "

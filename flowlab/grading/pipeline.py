@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from flowlab.grading.assemble import assemble
-from flowlab.grading.discover import Submission, lab_from_name
+from flowlab.grading.discover import Submission, lab_from_name, read_solutions
 from flowlab.grading.integrity import cells_that_differ, changed_files, digest
 from flowlab.grading.roles import Role, SolutionCell, solution_cells
 from flowlab.grading.runner import Limits, run_notebook
@@ -37,8 +37,9 @@ class Lab:
         return [c for c in self.cells if c.role == Role.CHECK]
 
     @classmethod
-    def load(cls, lab: str, path: Path) -> "Lab":
-        notebook = read_submission(path)
+    def load(cls, lab: str, path: Path, notebook: Any = None) -> Lab:
+        """The solution ``path`` of ``lab`` (``notebook``: the file as already read, to read it once)."""
+        notebook = read_submission(path) if notebook is None else notebook
         cells = solution_cells(notebook, str(path))
         if not any(c.role == Role.CHECK for c in cells):
             raise ValueError(f"{path}: the solution has no check cells (`# NBVAL_CHECK_OUTPUT`)")
@@ -53,12 +54,22 @@ class Lab:
 
 
 class Solutions:
-    """The solutions folder: lab id -> :class:`Lab`, loaded on first use (thread-safe)."""
+    """The solutions folder: lab id -> :class:`Lab`, loaded on first use (thread-safe).
 
-    def __init__(self, paths: dict[str, Path]):
+    ``notebooks`` (lab id -> the solution as already read, see :meth:`read`) spares reading a file
+    again; a lab without one is read when first used."""
+
+    def __init__(self, paths: dict[str, Path], notebooks: dict[str, Any] | None = None):
         self.paths = dict(sorted(paths.items()))
+        self._notebooks = {lab: nb for lab, nb in (notebooks or {}).items() if nb is not None}
         self._labs: dict[str, Lab | Exception] = {}
         self._lock = threading.Lock()
+
+    @classmethod
+    def read(cls, folder: Path) -> Solutions:
+        """Every solution in ``folder``, each file read once (:func:`~flowlab.grading.discover.read_solutions`)."""
+        found = read_solutions(folder)
+        return cls({lab: path for lab, (path, _) in found.items()}, {lab: nb for lab, (_, nb) in found.items()})
 
     @property
     def ids(self) -> list[str]:
@@ -68,7 +79,7 @@ class Solutions:
         with self._lock:
             if lab not in self._labs:
                 try:
-                    self._labs[lab] = Lab.load(lab, self.paths[lab])
+                    self._labs[lab] = Lab.load(lab, self.paths[lab], self._notebooks.pop(lab, None))
                 except (InvalidSubmission, ValueError) as err:
                     self._labs[lab] = err
             found = self._labs[lab]
@@ -95,6 +106,7 @@ class _SolutionError(Exception):
 
 
 def _which_lab(notebook: Any, path: Path, solutions: Solutions, only: str | None) -> str:
+    """The one decision of a submission's lab: ``--lab``, else its metadata, else its path's names."""
     said = lab_id(notebook)
     if only is not None:
         if said is not None and said != only:
@@ -113,7 +125,9 @@ def _which_lab(notebook: Any, path: Path, solutions: Solutions, only: str | None
 
 
 def _zeros(lab: Lab | None) -> list[CheckResult]:
-    return [CheckResult(c.title or c.cell_id or "", c.points, False, 0.0, "not graded") for c in lab.checks] if lab else []
+    if lab is None:
+        return []
+    return [CheckResult(c.title or c.cell_id or "", c.points, False, 0.0, "not graded") for c in lab.checks]
 
 
 def grade_submission(sub: Submission, solutions: Solutions, options: Options) -> SubmissionResult:
@@ -123,12 +137,12 @@ def grade_submission(sub: Submission, solutions: Solutions, options: Options) ->
     try:
         # A file that cannot be read is put on a lab's row only on evidence: --lab, or its own name
         # (not the folder it sits in).
-        guess = options.only_lab or lab_from_name(Path(sub.path.name), solutions.ids)
+        named = lab_from_name(Path(sub.path.name), solutions.ids)
+        guess = options.only_lab or named
         if guess in solutions.paths:
             result.lab = guess
         student = read_submission(sub.path, result.warnings)
         result.lab = _which_lab(student, sub.path, solutions, options.only_lab)
-        named = lab_from_name(Path(sub.path.name), solutions.ids)
         if named is not None and named != result.lab:
             result.warnings.append(f"the file name names lab {named}, but the notebook says it is lab "
                                    f"{result.lab} (its metadata): graded as {result.lab}; was the wrong file "
@@ -137,7 +151,7 @@ def grade_submission(sub: Submission, solutions: Solutions, options: Options) ->
             lab = solutions.get(result.lab)
         except (InvalidSubmission, ValueError) as err:
             raise _SolutionError(f"the solution of lab {result.lab} cannot be graded against: {err}") from None
-        assembly = assemble(lab.notebook, student, str(lab.path))
+        assembly = assemble(lab.notebook, student, str(lab.path), cells=lab.cells)
         result.changes = assembly.locked_changes
         flags = scan(assembly.student_code, modules=set(lab.modules), protected=set(lab.protected))
         result.flags = [str(f) for f in flags]

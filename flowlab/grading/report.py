@@ -20,8 +20,8 @@ import os
 import re
 import shutil
 import tempfile
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Iterable
 
 from flowlab.checks.core import FAIL, PASS
 from flowlab.grading.scoring import SubmissionResult, visible

@@ -8,53 +8,23 @@ The solution decides what every cell is (see ``docs/notebooks.md``):
 * every other code cell is *locked*: setup and teaching code, always run as the solution has it.
 
 A checksum of a locked cell's source (as nbgrader keeps in cell metadata) tells the grader whether a
-student changed it; the student's change is reported and never run.
+student changed it; the student's change is reported and never run.  The markers, the roles and the
+checksum are the notebook-format contract's (:mod:`flowlab.notebook_format`).
 """
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
 from typing import Any
 
-from flowlab.checks.core import PASS
-from flowlab.labs import BEGIN
-from flowlab.todo import CHECK_MARKER  # one definition of the notebook contract's check marker
+from flowlab.notebook_format import CHECK_MARKER, PASS, Role, checksum, declared_points, role_of, stream_text
 
 __all__ = ["CHECK_MARKER", "Role", "SolutionCell", "checksum", "role_of", "solution_cells", "check_title"]
 
 
-class Role:
-    CHECK = "check"
-    ANSWER = "answer"
-    LOCKED = "locked"
-
-
-def _normalized(source: str) -> str:
-    # Trailing whitespace and blank lines are not edits a student meant to make.
-    return "\n".join(line.rstrip() for line in source.strip().splitlines())
-
-
-def checksum(source: str) -> str:
-    """SHA-256 of a cell's source, blind to trailing whitespace."""
-    return hashlib.sha256(_normalized(source).encode("utf-8")).hexdigest()
-
-
-def role_of(source: str) -> str:
-    if source.lstrip().startswith(CHECK_MARKER):
-        return Role.CHECK
-    if any(line.strip() == BEGIN for line in source.splitlines()):
-        return Role.ANSWER
-    return Role.LOCKED
-
-
-def _stdout(outputs: list[Any]) -> str:
-    return "".join(o.get("text", "") for o in outputs if o.get("output_type") == "stream" and o.get("name") == "stdout")
-
-
 def check_title(outputs: list[Any]) -> str | None:
     """The title in a solution check cell's ``✔ title`` line, or ``None`` when it holds no verdict."""
-    for line in _stdout(outputs).splitlines():
+    for line in stream_text(outputs).splitlines():
         if line.startswith(PASS + " "):
             return line[len(PASS) + 1 :].strip()
     return None
@@ -72,7 +42,7 @@ class SolutionCell:
 
 
 def _points(metadata: Any, where: str) -> float:
-    value = (metadata.get("flowlab") or {}).get("points", 1)
+    value = declared_points(metadata)
     if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
         raise ValueError(f"{where}: metadata.flowlab.points must be a number >= 0, got {value!r}")
     return float(value)

@@ -221,7 +221,8 @@ def run_notebook(notebook: nbformat.NotebookNode, limits: Limits = Limits(), *, 
                             break  # pytest itself holds it (the notebook's output): stop everything
                     if elapsed > limits.wall_clock:
                         outcome.stopped = outcome.stopped or (
-                            f"wall-clock limit: the notebook ran for more than {limits.wall_clock:.0f} s and was stopped")
+                            f"wall-clock limit: the notebook ran for more than {limits.wall_clock:.0f} s and was "
+                            "stopped")
                         break
             finally:
                 # The kernel runs in a session of its own (jupyter_client starts it so): kill it by

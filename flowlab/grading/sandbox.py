@@ -67,7 +67,7 @@ class Sandbox:
     def enabled(self) -> bool:
         return self.kind == "bwrap"
 
-    def hiding(self, paths) -> "Sandbox":
+    def hiding(self, paths) -> Sandbox:
         extra = tuple(str(Path(p).resolve()) for p in paths)
         return Sandbox(self.kind, self.bwrap, self.user, self.warning, tuple(dict.fromkeys(self.hide + extra)))
 
@@ -138,8 +138,6 @@ def _data_dirs(env: dict[str, str]) -> list[Path]:
     dirs = []
     if env.get("FLOWLAB_MNIST_DIR"):
         dirs.append(env["FLOWLAB_MNIST_DIR"])
-    for package in _package_dirs():  # flowlab.datasets.mnist's shared copy: <repo>/../shared/data/mnist
-        dirs.append(package.parents[1] / "shared" / "data" / "mnist")
     return [p for p in map(_resolved, dirs) if p is not None and p.is_dir()]
 
 

@@ -77,7 +77,7 @@ class SubmissionResult:
         return data
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "SubmissionResult":
+    def from_dict(cls, data: dict[str, Any]) -> SubmissionResult:
         """The result :meth:`to_dict` wrote (``report.json``), read back (``flowlab gradebook merge``)."""
         known = {f for f in cls.__dataclass_fields__}
         fields = {k: v for k, v in data.items() if k in known and k != "checks"}
@@ -177,7 +177,8 @@ def _notes(plan: list[PlannedCell], outcome: RunOutcome) -> list[str]:
     return [visible(note) for note in notes[:MAX_NOTES]]
 
 
-def score_run(plan: list[PlannedCell], outcome: RunOutcome, *, zero: bool = False) -> tuple[list[CheckResult], list[str]]:
+def score_run(plan: list[PlannedCell], outcome: RunOutcome, *,
+              zero: bool = False) -> tuple[list[CheckResult], list[str]]:
     """The check results of a run (all earning zero when ``zero``), and notes on what went wrong."""
     checks = []
     for number, cell in enumerate(plan):

@@ -16,9 +16,10 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, TypeVar
+from typing import TypeVar
 
 from flowlab.grading.report import REPORT_VERSION
 from flowlab.grading.scoring import SubmissionResult

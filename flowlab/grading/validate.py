@@ -50,7 +50,8 @@ def read_submission(path: Path, notes: list[str] | None = None) -> nbformat.Note
     if not isinstance(data, dict) or "cells" not in data or "nbformat" not in data:
         raise InvalidSubmission("not a notebook: the JSON has no `cells` and `nbformat` (is this a Jupyter .ipynb?)")
     if data.get("nbformat") != 4:
-        raise InvalidSubmission(f"unsupported notebook format {data.get('nbformat')!r}: save it with Jupyter (nbformat 4)")
+        raise InvalidSubmission(f"unsupported notebook format {data.get('nbformat')!r}: save it with Jupyter "
+                                "(nbformat 4)")
     try:
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
