@@ -40,7 +40,8 @@ def _watch_only_the_tiny_labs_checks():
 def _checks_importable():
     """The kernels import the tiny lab's checks from the fixtures folder."""
     with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("PYTHONPATH", os.pathsep.join(filter(None, [str(students.KERNEL_PATH), os.environ.get("PYTHONPATH")])))
+        path = [str(students.KERNEL_PATH), os.environ.get("PYTHONPATH")]
+        mp.setenv("PYTHONPATH", os.pathsep.join(filter(None, path)))
         yield
 
 
@@ -191,7 +192,8 @@ def test_assembly_takes_locked_cells_and_expected_outputs_from_the_solution():
     students.cell(notebook, "setup").source += "\nprint('changed')"
     assembly = assemble(students.solution(), notebook)
     roles = [p.role for p in assembly.plan]
-    assert roles == [Role.LOCKED, Role.ANSWER, Role.CHECK, Role.LOCKED, Role.ANSWER, Role.CHECK, Role.ANSWER, Role.CHECK]
+    assert roles == [Role.LOCKED, Role.ANSWER, Role.CHECK, Role.LOCKED, Role.ANSWER, Role.CHECK, Role.ANSWER,
+                     Role.CHECK]
     check_mean = assembly.notebook.cells[5]
     assert check_mean.source == "# NBVAL_CHECK_OUTPUT\ncheck.mean_value(mean, data)"
     assert check_mean.outputs[0]["text"] == "✔ mean of the data\n" and check_mean.execution_count is not None

@@ -38,7 +38,8 @@ VARIANTS = {
     "chatty": {"square": "def square(x):\n    return x ** 2\nprint('x' * (3 * 2**19))"},
     # 12 MB in chunks: past the 10 MB per notebook the kernel is stopped.
     "flood": {"mean": "for _ in range(120):\n    print('y' * 100_000)\nmean = data.mean()"},
-    "stderr": {"square": "import sys, warnings\ndef square(x):\n    print('W0000 tensorflow/core: a warning', file=sys.stderr)\n"
+    "stderr": {"square": "import sys, warnings\ndef square(x):\n"
+                         "    print('W0000 tensorflow/core: a warning', file=sys.stderr)\n"
                          "    warnings.warn('a library warning')\n    return x ** 2"},
 }
 

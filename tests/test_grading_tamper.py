@@ -136,7 +136,8 @@ def test_flags_name_the_tampering(results, route, words):
 
 
 def _scan(source: str) -> list[str]:
-    setup = "import numpy as np\nimport tinylab_checks as check\nimport tensorflow_probability as tfp\ntfd = tfp.distributions"
+    setup = ("import numpy as np\nimport tinylab_checks as check\nimport tensorflow_probability as tfp\n"
+             "tfd = tfp.distributions")
     return [str(f) for f in scan([("answer", source)], modules=module_names([setup]),
                                  protected=protected_names(["# NBVAL_CHECK_OUTPUT\ncheck.square(square)"]))]
 
@@ -144,7 +145,8 @@ def _scan(source: str) -> list[str]:
 @pytest.mark.parametrize("source", [
     "def square(x):\n    return x * x",
     "import numpy as np\nmean = np.mean(data)\nprint('mean:', mean)",
-    "model.trainable = False\nresults['a'] = 1\nclass A:\n    def __eq__(self, other):\n        return self.x == other.x",
+    "model.trainable = False\nresults['a'] = 1\nclass A:\n    def __eq__(self, other):\n"
+    "        return self.x == other.x",
     "%matplotlib inline\nx = [i ** 2 for i in range(3)]  # \u2714 in a comment is fine",
     "def f(:\n  broken syntax fails when it runs, it is not tampering",
 ])
