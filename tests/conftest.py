@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-import flowlab  # noqa: F401
+import flowlab
 
 ROOT = Path(__file__).resolve().parent.parent
 
