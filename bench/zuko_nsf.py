@@ -1,0 +1,108 @@
+"""The PyTorch side of ``bench/beyond_affine.py``: zuko's neural spline flow on two moons.
+
+Run by ``beyond_affine.py`` with the Python of a separate virtual environment that has torch and zuko
+(torch is never a flowlab dependency)::
+
+    python3 -m venv /work/team/zuko-venv
+    /work/team/zuko-venv/bin/pip install torch==2.13.0 zuko numpy scikit-learn
+    /work/team/zuko-venv/bin/python bench/zuko_nsf.py --seed 0 --transforms 4 --hidden 64 --epochs 40
+
+The recipe mirrors flowlab's side exactly: the same data (train ``make_moons(10000, noise=0.05,
+random_state=0)``, its last 1,000 points held out for validation; test ``make_moons(5000, noise=0.05,
+random_state=1)``), the same batch size, Adam with the same peak learning rate and cosine decay per
+epoch, the same number of epochs, a budget in process CPU seconds, and the epoch with the best
+validation NLL kept (the test set is scored once, at the end). Prints one JSON object on stdout.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import math
+import time
+
+import numpy as np
+import torch
+import zuko
+from sklearn.datasets import make_moons
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--transforms", type=int, default=4)
+    parser.add_argument("--hidden", type=int, default=64)
+    parser.add_argument("--bins", type=int, default=8)
+    parser.add_argument("--batch-size", type=int, default=256)
+    parser.add_argument("--learning-rate", type=float, default=3e-3)
+    parser.add_argument("--epochs", type=int, default=40)
+    parser.add_argument("--cpu-budget", type=float, default=120.0, help="process CPU seconds of training")
+    parser.add_argument("--threads", type=int, default=2, help="intra-op threads (torch.set_num_threads)")
+    parser.add_argument("--validation", type=int, default=1000)
+    parser.add_argument("--train", type=int, default=10000)
+    args = parser.parse_args()
+
+    torch.set_num_threads(args.threads)
+    torch.set_num_interop_threads(1)
+    torch.manual_seed(args.seed)
+    rng = np.random.default_rng(args.seed)
+    data = make_moons(args.train, noise=0.05, random_state=0)[0].astype(np.float32)
+    train = torch.from_numpy(data[: -args.validation])
+    val = torch.from_numpy(data[-args.validation:])
+    test = torch.from_numpy(make_moons(5000, noise=0.05, random_state=1)[0].astype(np.float32))
+
+    flow = zuko.flows.NSF(2, transforms=args.transforms, hidden_features=(args.hidden, args.hidden), bins=args.bins)
+    params = sum(p.numel() for p in flow.parameters())
+    optimizer = torch.optim.Adam(flow.parameters(), lr=args.learning_rate)
+
+    def nll(x: torch.Tensor) -> float:
+        with torch.no_grad():
+            return -float(flow().log_prob(x).mean())
+
+    best, best_state, best_epoch = math.inf, None, -1
+    steps, epochs_run, curve = 0, 0, []
+    cpu0, wall0 = time.process_time(), time.perf_counter()
+    train_cpu = 0.0  # CPU seconds in training steps only (for steps per CPU second)
+    for epoch in range(args.epochs):
+        for group in optimizer.param_groups:  # cosine decay per epoch, as on flowlab's side
+            group["lr"] = args.learning_rate * 0.5 * (1 + math.cos(math.pi * epoch / args.epochs))
+        order = torch.from_numpy(rng.permutation(len(train)))
+        step_cpu = time.process_time()
+        for start in range(0, len(train), args.batch_size):
+            batch = train[order[start:start + args.batch_size]]
+            loss = -flow().log_prob(batch).mean()
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+            steps += 1
+        train_cpu += time.process_time() - step_cpu
+        epochs_run += 1
+        score = nll(val)
+        curve.append(round(score, 4))
+        if score < best:
+            best, best_state, best_epoch = score, copy.deepcopy(flow.state_dict()), epoch
+        if time.process_time() - cpu0 > args.cpu_budget:
+            break
+    cpu, wall = time.process_time() - cpu0, time.perf_counter() - wall0
+    flow.load_state_dict(best_state)
+    print(json.dumps({
+        "library": f"zuko {zuko.__version__}, torch {torch.__version__}",
+        "seed": args.seed,
+        "parameters": params,
+        "epochs": epochs_run,
+        "best_epoch": best_epoch,
+        "steps": steps,
+        "train_cpu_seconds": round(cpu, 2),
+        "train_wall_seconds": round(wall, 2),
+        "step_cpu_seconds": round(train_cpu, 2),
+        "steps_per_cpu_second": round(steps / train_cpu, 2),
+        "validation_nll": round(best, 4),
+        "validation_curve": curve,
+        "test_nll": round(nll(test), 4),
+        "threads": args.threads,
+    }))
+
+
+if __name__ == "__main__":
+    main()
