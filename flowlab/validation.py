@@ -19,7 +19,9 @@ from __future__ import annotations
 import numbers
 from typing import Any
 
-__all__ = ["ArgumentError", "integer", "integers"]
+import numpy as np
+
+__all__ = ["ArgumentError", "integer", "integers", "floating_dtype"]
 
 
 class ArgumentError(TypeError, ValueError):
@@ -42,11 +44,20 @@ def _is_integer(value: Any) -> bool:
     return isinstance(value, numbers.Integral) and not isinstance(value, bool)
 
 
-def integer(value: Any, name: str, *, minimum: int = 1) -> int:
+def _rule(minimum: int, plural: bool = False) -> str:
+    if minimum == 1:
+        return "positive integers" if plural else "a positive integer"
+    if minimum == 0:
+        return "non-negative integers" if plural else "a non-negative integer"
+    return f"integers of at least {minimum}" if plural else f"an integer of at least {minimum}"
+
+
+def integer(value: Any, name: str, *, minimum: int = 1, why: str | None = None) -> int:
     """Return ``value`` as a Python ``int`` if it is an integer of at least ``minimum``.
 
     Accepts ``int`` and NumPy integers; rejects ``bool``, floats (even ``3.0``: a count written as
     a float is usually a computed value that was meant to be rounded), strings and arrays.
+    ``why``, if given, ends the message (say what needs the minimum).
 
     Raises:
         ArgumentError: naming ``name``, the rule and the value received.
@@ -66,10 +77,14 @@ def integer(value: Any, name: str, *, minimum: int = 1) -> int:
     Traceback (most recent call last):
     ...
     flowlab.validation.ArgumentError: dims must be an integer of at least 2, got 1 (int)
+    >>> integer(-1, "n_test", minimum=0)
+    Traceback (most recent call last):
+    ...
+    flowlab.validation.ArgumentError: n_test must be a non-negative integer, got -1 (int)
     """
-    rule = "a positive integer" if minimum == 1 else f"an integer of at least {minimum}"
     if not _is_integer(value) or value < minimum:
-        raise ArgumentError(f"{name} must be {rule}, got {_describe(value)}")
+        reason = f": {why}" if why else ""
+        raise ArgumentError(f"{name} must be {_rule(minimum)}, got {_describe(value)}{reason}")
     return int(value)
 
 
@@ -93,7 +108,7 @@ def integers(value: Any, name: str, *, minimum: int = 1, allow_empty: bool = Fal
     ...
     flowlab.validation.ArgumentError: hidden_units[1] must be a positive integer, got 0 (int)
     """
-    rule = "positive integers" if minimum == 1 else f"integers of at least {minimum}"
+    rule = _rule(minimum, plural=True)
     if _is_integer(value):
         raise ArgumentError(f"{name} must be a sequence of {rule} such as ({int(value)},), got {_describe(value)}")
     if isinstance(value, (str, bytes)) or not hasattr(value, "__len__") or not hasattr(value, "__iter__") \
@@ -103,3 +118,33 @@ def integers(value: Any, name: str, *, minimum: int = 1, allow_empty: bool = Fal
     if not entries and not allow_empty:
         raise ArgumentError(f"{name} must hold at least one integer, got {_describe(value)}")
     return entries
+
+
+FLOATING_DTYPES = ("float32", "float64")
+
+
+def floating_dtype(value: Any, name: str = "dtype") -> str:
+    """The name of a float32 or float64 dtype given as a string, a NumPy or a TensorFlow dtype.
+
+    A flow computes in one floating type: its base, its bijectors and the Keras layers of its
+    conditioners. float32 is TensorFlow's default; float64 is for checking numerics (log-dets against
+    brute-force Jacobians, densities integrated on a grid) where float32's rounding hides the answer.
+    Half precision is refused: a log-det summed over many variables loses every digit in it.
+
+    >>> import numpy as np
+    >>> floating_dtype("float64"), floating_dtype(np.float32)
+    ('float64', 'float32')
+    >>> floating_dtype("float16")
+    Traceback (most recent call last):
+    ...
+    flowlab.validation.ArgumentError: dtype must be float32 or float64, got 'float16' (str)
+    """
+    label = getattr(value, "name", None)  # tf.DType and np.dtype both have a name
+    if not isinstance(label, str) and value is not None:  # np.dtype(None) is float64
+        try:
+            label = np.dtype(value).name
+        except TypeError:
+            label = None
+    if label not in FLOATING_DTYPES:
+        raise ArgumentError(f"{name} must be float32 or float64, got {_describe(value)}")
+    return label

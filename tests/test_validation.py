@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from flowlab.validation import ArgumentError, integer, integers
+from flowlab.validation import ArgumentError, floating_dtype, integer, integers
 
 
 @pytest.mark.parametrize("value", [3, np.int64(3), np.int32(3), np.uint8(3)])
@@ -71,3 +71,21 @@ def test_integers_rejects_bad_sequences_naming_the_entry(value, message):
 
 def test_integers_may_allow_an_empty_sequence():
     assert integers((), "hidden_units", allow_empty=True) == ()
+
+
+def test_minimum_zero_reads_non_negative_and_why_ends_the_message():
+    with pytest.raises(ArgumentError, match=r"^n_test must be a non-negative integer, got -1 \(int\)$"):
+        integer(-1, "n_test", minimum=0)
+    with pytest.raises(ArgumentError, match=r"dims must be an integer of at least 2, got 1 \(int\): RealNVP needs two"):
+        integer(1, "dims", minimum=2, why="RealNVP needs two")
+
+
+@pytest.mark.parametrize("value", ["float64", np.float64, np.dtype("float64")])
+def test_floating_dtype_names_float64_however_it_is_written(value):
+    assert floating_dtype(value) == "float64"
+
+
+@pytest.mark.parametrize("value", ["float16", "int32", np.int64, None, 64])
+def test_floating_dtype_refuses_everything_but_float32_and_float64(value):
+    with pytest.raises(ArgumentError, match=r"dtype must be float32 or float64"):
+        floating_dtype(value)

@@ -1,7 +1,12 @@
 """Flow builders: each returns a ``tfd.TransformedDistribution``, ready for ``model.fit``."""
 
 from flowlab.flows.base import stack
-from flowlab.flows.conditional import ConditionalFlow, build_conditional_maf, build_conditional_nsf
+from flowlab.flows.conditional import (
+                                      ConditionalFlow,
+                                      build_conditional_maf,
+                                      build_conditional_nsf,
+                                      build_conditional_realnvp,
+)
 from flowlab.flows.ffjord import build_ffjord
 from flowlab.flows.glow import build_glow
 from flowlab.flows.maf import autoregressive_layer, build_autoregressive, build_iaf, build_maf, made_layer
@@ -15,6 +20,7 @@ __all__ = [
     "ConditionalFlow",
     "build_conditional_maf",
     "build_conditional_nsf",
+    "build_conditional_realnvp",
     "build_maf",
     "build_iaf",
     "build_realnvp",

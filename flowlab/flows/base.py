@@ -15,31 +15,50 @@ Example::
 
 from __future__ import annotations
 
-from typing import Callable
+import contextlib
+from collections.abc import Callable, Iterator
+from typing import Any
 
 import tensorflow as tf
 import tensorflow_probability as tfp
 
-__all__ = ["standard_normal", "reverse_permutation", "check_dims", "check_layers", "built", "stack"]
+from flowlab.validation import floating_dtype, integer
+
+__all__ = ["standard_normal", "reverse_permutation", "check_dims", "check_layers", "keras_dtype", "built", "stack"]
 
 tfd, tfb = tfp.distributions, tfp.bijectors
 
 
-def check_dims(dims: int, minimum: int, flow: str) -> int:
-    if not isinstance(dims, int) or isinstance(dims, bool) or dims < minimum:
-        raise ValueError(f"{flow} needs an event of at least {minimum} dimensions, got dims={dims!r}")
-    return dims
+def check_dims(dims: Any, minimum: int, flow: str) -> int:
+    """``dims`` as an ``int`` of at least ``minimum`` (:func:`flowlab.validation.integer`), naming the flow."""
+    return integer(dims, "dims", minimum=minimum, why=f"{flow} needs an event of at least {minimum} dimensions")
 
 
-def check_layers(n_layers: int) -> int:
-    if not isinstance(n_layers, int) or isinstance(n_layers, bool) or n_layers < 1:
-        raise ValueError(f"n_layers must be a positive integer, got {n_layers!r}")
-    return n_layers
+def check_layers(n_layers: Any) -> int:
+    return integer(n_layers, "n_layers")
 
 
-def standard_normal(dims: int) -> tfd.Distribution:
+@contextlib.contextmanager
+def keras_dtype(dtype: Any) -> Iterator[tf.DType]:
+    """Make the Keras layers created in the block compute in ``dtype`` (float32 or float64).
+
+    A Keras layer fixes its dtype policy when it is made, from ``tf.keras.backend.floatx()``, and
+    casts its inputs to it: a float32 conditioner inside a float64 flow would silently round every
+    input to float32. The builders make their conditioners in this block.
+    """
+    name = floating_dtype(dtype)
+    previous = tf.keras.backend.floatx()
+    tf.keras.backend.set_floatx(name)
+    try:
+        yield tf.as_dtype(name)
+    finally:
+        tf.keras.backend.set_floatx(previous)
+
+
+def standard_normal(dims: int, dtype: Any = tf.float32) -> tfd.Distribution:
     """:math:`\\mathcal N(0, I_d)` as a distribution over vectors of ``dims`` values."""
-    return tfd.MultivariateNormalDiag(loc=tf.zeros([dims]), scale_diag=tf.ones([dims]))
+    dtype = tf.as_dtype(floating_dtype(dtype))
+    return tfd.MultivariateNormalDiag(loc=tf.zeros([dims], dtype), scale_diag=tf.ones([dims], dtype))
 
 
 def reverse_permutation(dims: int) -> tfb.Permute:
@@ -64,7 +83,8 @@ def stack(
     dims: int,
     name: str,
     between: Callable[[int], tfb.Bijector] | None = None,
-    last: tfb.Bijector | None = None,
+    last: Callable[[], tfb.Bijector] | tfb.Bijector | None = None,
+    dtype: Any = tf.float32,
 ) -> tfd.TransformedDistribution:
     """``n_layers`` layers ``layer(i)`` over ``dims``-vectors, each followed by a reversal, on a standard normal.
 
@@ -73,18 +93,21 @@ def stack(
         the base sample).
       between: optionally makes a bijector that goes after layer ``i``'s reversal, e.g. a
         ``tfb.BatchNormalization`` (not after the last layer).
-      last: optionally a bijector applied after everything (NICE's diagonal scaling).
+      last: optionally a bijector applied after everything (NICE's diagonal scaling), or a
+        function of no arguments that makes it (then made in ``dtype``).
+      dtype: float32 or float64: the base's, and the Keras layers' the factories make.
 
     Returns the flow with its Keras weights built (:func:`built`).
     """
-    check_layers(n_layers)
-    bijectors: list[tfb.Bijector] = []
-    for i in range(n_layers):
-        bijectors += [layer(i), reverse_permutation(dims)]
-        if between is not None and i < n_layers - 1:
-            bijectors.append(between(i))
-    if last is not None:
-        bijectors.append(last)
-    # tfb.Chain applies its list right to left: reverse it so the first layer built acts first on z.
-    chain = tfb.Chain(list(reversed(bijectors)))
-    return built(tfd.TransformedDistribution(standard_normal(dims), chain, name=name))
+    n_layers = check_layers(n_layers)
+    with keras_dtype(dtype) as dtype:
+        bijectors: list[tfb.Bijector] = []
+        for i in range(n_layers):
+            bijectors += [layer(i), reverse_permutation(dims)]
+            if between is not None and i < n_layers - 1:
+                bijectors.append(between(i))
+        if last is not None:
+            bijectors.append(last() if callable(last) and not isinstance(last, tfb.Bijector) else last)
+        # tfb.Chain applies its list right to left: reverse it so the first layer built acts first on z.
+        chain = tfb.Chain(list(reversed(bijectors)))
+        return built(tfd.TransformedDistribution(standard_normal(dims, dtype), chain, name=name))

@@ -23,12 +23,14 @@ Example::
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import tensorflow as tf
 import tensorflow_probability as tfp
 
-from flowlab.flows.base import built, check_dims, standard_normal
+from flowlab.flows.base import built, check_dims, keras_dtype, standard_normal
+from flowlab.validation import integers
 
 __all__ = ["VelocityField", "build_ffjord", "flow_velocity"]
 
@@ -48,14 +50,38 @@ class VelocityField(tf.keras.layers.Layer):
     def __init__(self, dims: int, hidden_units: Sequence[int] = (64, 64), activation: str = "tanh", **kwargs) -> None:
         super().__init__(**kwargs)
         self.dims = dims
-        self.hidden = [tf.keras.layers.Dense(int(u), activation=activation) for u in hidden_units]
+        self.hidden = [tf.keras.layers.Dense(u, activation=activation) for u in integers(hidden_units, "hidden_units")]
         self.out = tf.keras.layers.Dense(dims, kernel_initializer="zeros", bias_initializer="zeros")
 
     def call(self, t: tf.Tensor, x: tf.Tensor) -> tf.Tensor:
-        h = tf.concat([x, tf.broadcast_to(tf.cast(t, x.dtype), tf.shape(x[..., :1]))], axis=-1)
+        # Dense layers want one batch axis: flatten any (a single event has none) and restore it.
+        flat = tf.reshape(x, [-1, self.dims])
+        h = tf.concat([flat, tf.broadcast_to(tf.cast(t, flat.dtype), tf.shape(flat[:, :1]))], axis=-1)
         for layer in self.hidden:
             h = layer(h)
-        return self.out(h)
+        return tf.reshape(self.out(h), tf.shape(x))
+
+
+def _batched(augmentation: Any) -> Any:
+    """A trace augmentation that also takes one unbatched event.
+
+    TFP's exact trace reads the state's first axis as the batch (``diag_jacobian`` with
+    ``sample_shape=[size0(state)]``): on a single event of shape ``(dims,)`` it would differentiate
+    across the event's own variables and return a wrong log-density. Give such a state a batch axis.
+    """
+    def make(ode_fn: Any, state_shape: Any, dtype: Any) -> Any:
+        augmented = augmentation(ode_fn, state_shape, dtype)
+
+        def augmented_ode_fn(time: Any, state_log_det_jac: Any, **kwargs: Any) -> Any:
+            state, log_det_jac = state_log_det_jac
+            if state.shape.rank != 1:
+                return augmented(time, state_log_det_jac, **kwargs)
+            derivative, trace = augmented(time, (state[tf.newaxis], log_det_jac[tf.newaxis]), **kwargs)
+            return derivative[0], trace[0]
+
+        return augmented_ode_fn
+
+    return make
 
 
 def flow_velocity(flow: tfd.TransformedDistribution) -> VelocityField:
@@ -70,6 +96,7 @@ def build_ffjord(
     atol: float = 1e-5,
     rtol: float = 1e-5,
     velocity: VelocityField | None = None,
+    dtype: Any = tf.float32,
 ) -> tfd.TransformedDistribution:
     """A FFJORD flow over ``dims``-vectors on a standard normal.
 
@@ -78,13 +105,16 @@ def build_ffjord(
         (``dims`` backward passes per evaluation).
       atol, rtol: the Dormand-Prince solver's tolerances: looser is faster and less exact.
       velocity: reuse an existing :class:`VelocityField` (e.g. a trained one, with the exact trace).
+      dtype: float32 (default) or float64 (the velocity network's too, unless ``velocity`` is given).
     """
-    check_dims(dims, 1, "FFJORD")
+    dims = check_dims(dims, 1, "FFJORD")
     if trace not in TRACES:
         raise ValueError(f"trace must be one of {TRACES}, got {trace!r}")
-    velocity = velocity if velocity is not None else VelocityField(dims, hidden_units)
-    augment = tfb.ffjord.trace_jacobian_hutchinson if trace == "hutchinson" else tfb.ffjord.trace_jacobian_exact
-    solver = tfp.math.ode.DormandPrince(atol=atol, rtol=rtol)
-    bijector = tfb.FFJORD(state_time_derivative_fn=velocity, ode_solve_fn=solver.solve, trace_augmentation_fn=augment,
-                          name="ffjord")
-    return built(tfd.TransformedDistribution(standard_normal(dims), bijector, name="FFJORD"))
+    with keras_dtype(dtype) as dtype:
+        velocity = velocity if velocity is not None else VelocityField(dims, hidden_units)
+        augment = _batched(tfb.ffjord.trace_jacobian_hutchinson if trace == "hutchinson"
+                           else tfb.ffjord.trace_jacobian_exact)
+        solver = tfp.math.ode.DormandPrince(atol=atol, rtol=rtol)
+        bijector = tfb.FFJORD(state_time_derivative_fn=velocity, ode_solve_fn=solver.solve,
+                              trace_augmentation_fn=augment, dtype=dtype, name="ffjord")
+        return built(tfd.TransformedDistribution(standard_normal(dims, dtype), bijector, name="FFJORD"))

@@ -33,7 +33,8 @@ Reference: D. P. Kingma, P. Dhariwal, "Glow: Generative flow with invertible 1x1
 
 from __future__ import annotations
 
-from typing import Any, Callable, Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import numpy as np
 import tensorflow as tf
@@ -47,6 +48,7 @@ from flowlab.bijectors.masks import channel_mask
 from flowlab.bijectors.squeeze import Squeeze
 from flowlab.conditioners.resnet import ResNetConditioner
 from flowlab.flows.multiscale import MultiScale, _shape
+from flowlab.validation import integer
 
 __all__ = ["glow_step", "build_glow", "flowpp_coupling", "conv_weights"]
 
@@ -133,9 +135,9 @@ def build_glow(
     packing, so :func:`~flowlab.flows.multiscale.bits_by_scale` and ``sample_images`` work on it).
     """
     h, w, c = _shape(image_shape)
-    for value, label, low in ((scales, "scales", 1), (steps, "steps", 1), (final_steps, "final_steps", 1)):
-        if not isinstance(value, int) or isinstance(value, bool) or value < low:
-            raise ValueError(f"{label} must be an integer >= {low}, got {value!r}")
+    scales, steps, final_steps = (integer(v, label) for v, label in
+                                  ((scales, "scales"), (steps, "steps"), (final_steps, "final_steps")))
+    filters, blocks = integer(filters, "filters"), integer(blocks, "blocks", minimum=0)
     if h % 2**scales or w % 2**scales:
         raise ValueError(f"an image of {h}x{w} cannot be squeezed {scales} times: "
                          f"height and width must be divisible by {2**scales}")

@@ -24,13 +24,15 @@ Example::
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import tensorflow as tf
 import tensorflow_probability as tfp
 
 from flowlab.flows.base import check_dims, stack
 from flowlab.transformers import AffineTransformer, Transformer, bound_log_scale
+from flowlab.validation import integer, integers
 
 __all__ = ["BoundedMADE", "MADETransformer", "autoregressive_layer", "made_layer", "build_maf", "build_iaf"]
 
@@ -61,8 +63,8 @@ class BoundedMADE(tf.keras.layers.Layer):
             raise ValueError(f"bound must be positive, got {bound!r}")
         self.bound = float(bound)
         self.network = tfb.AutoregressiveNetwork(
-            params=2, event_shape=[dims], hidden_units=list(hidden_units), activation=activation
-        )
+            params=2, event_shape=[integer(dims, "dims")], hidden_units=list(integers(hidden_units, "hidden_units")),
+            activation=activation, dtype=self.dtype)
 
     def call(self, x: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
         shift, log_scale = tf.unstack(self.network(x), axis=-1)
@@ -84,9 +86,8 @@ class MADETransformer(tf.Module):
                             f"got {type(transformer).__name__}")
         self.transformer = transformer
         self.network = tfb.AutoregressiveNetwork(
-            params=transformer.params_per_dim, event_shape=[dims], hidden_units=list(hidden_units),
-            activation=activation
-        )
+            params=transformer.params_per_dim, event_shape=[integer(dims, "dims")],
+            hidden_units=list(integers(hidden_units, "hidden_units")), activation=activation)
 
     def __call__(self, x: tf.Tensor, **kwargs) -> tfb.Bijector:
         return self.transformer(self.network(x))
@@ -113,34 +114,49 @@ def made_layer(
 
 def build_autoregressive(
     dims: int, transformer: Transformer, n_layers: int = 3, hidden_units: Sequence[int] = (128, 128),
-    activation: str = "relu", invert: bool = False, name: str = "MAF",
+    activation: str = "relu", invert: bool = False, name: str = "MAF", dtype: Any = tf.float32,
 ) -> tfd.TransformedDistribution:
-    """``n_layers`` autoregressive layers with ``transformer``, each followed by a reversal (``invert``: IAF)."""
-    check_dims(dims, 2, "an inverse autoregressive flow" if invert else "an autoregressive flow")
+    """``n_layers`` autoregressive layers with ``transformer``, each followed by a reversal (``invert``: IAF).
+
+    ``dtype``: float32 (default) or float64, the flow's and its networks' (every builder takes it).
+    Events may be batched or single: ``log_prob`` of one ``(dims,)`` event is a scalar, ``sample()``
+    one event, as for any TFP distribution.
+    """
+    dims = check_dims(dims, 2, "an inverse autoregressive flow" if invert else "an autoregressive flow")
+    hidden_units = integers(hidden_units, "hidden_units")
 
     def layer(i: int) -> tfb.Bijector:
         made = autoregressive_layer(dims, transformer, hidden_units, activation)
         return tfb.Invert(made) if invert else made
 
-    return stack(layer, n_layers, dims, name)
+    return stack(layer, n_layers, dims, name, dtype=dtype)
 
 
 def build_maf(
     dims: int, n_layers: int = 3, hidden_units: Sequence[int] = (128, 128), activation: str = "relu",
-    log_scale_bound: float | None = None,
+    log_scale_bound: float | None = None, dtype: Any = tf.float32,
 ) -> tfd.TransformedDistribution:
     """A MAF over ``dims``-vectors: ``n_layers`` MADE layers, each followed by a reversal.
 
     ``log_scale_bound`` softly bounds each layer's log-scale; ``None`` (the lab sheet's MAF) leaves it free.
+
+    Raises:
+        flowlab.validation.ArgumentError: ``dims`` below 2, a bad ``n_layers``, ``hidden_units`` or ``dtype``.
+
+    >>> import flowlab
+    >>> flow = build_maf(2, n_layers=2, hidden_units=(8,), dtype="float64")
+    >>> flow.log_prob([0.5, -1.0]).dtype, flow.sample().shape       # one event: a scalar, one draw
+    (tf.float64, TensorShape([2]))
     """
-    check_dims(dims, 2, "a masked autoregressive flow")
+    dims = check_dims(dims, 2, "a masked autoregressive flow")
     return build_autoregressive(dims, AffineTransformer(log_scale_bound), n_layers, hidden_units, activation,
-                                name="MAF")
+                                name="MAF", dtype=dtype)
 
 
 def build_iaf(
-    dims: int, n_layers: int = 3, hidden_units: Sequence[int] = (128, 128), activation: str = "relu"
+    dims: int, n_layers: int = 3, hidden_units: Sequence[int] = (128, 128), activation: str = "relu",
+    dtype: Any = tf.float32,
 ) -> tfd.TransformedDistribution:
     """An IAF over ``dims``-vectors: the MAF's layers inverted (fast sampling, slow density)."""
     return build_autoregressive(dims, AffineTransformer(None), n_layers, hidden_units, activation, invert=True,
-                                name="IAF")
+                                name="IAF", dtype=dtype)

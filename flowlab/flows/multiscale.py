@@ -32,7 +32,8 @@ D. P. Kingma, P. Dhariwal, "Glow" (2018).
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import tensorflow as tf
@@ -45,6 +46,7 @@ from flowlab.bijectors.dequantize import Logit
 from flowlab.bijectors.masks import channel_mask, checkerboard
 from flowlab.bijectors.squeeze import Squeeze
 from flowlab.conditioners.resnet import ResNetConditioner
+from flowlab.validation import ArgumentError, integer, integers
 
 __all__ = ["MultiScale", "build_multiscale_realnvp", "latents_by_scale", "bits_by_scale", "sample_images"]
 
@@ -52,9 +54,12 @@ tfd, tfb = tfp.distributions, tfp.bijectors
 
 
 def _shape(shape: Any) -> tuple[int, int, int]:
-    dims = tuple(int(d) for d in tf.TensorShape(shape))
-    if len(dims) != 3 or min(dims) < 1:
-        raise ValueError(f"an image shape is (height, width, channels), got {shape!r}")
+    """``(height, width, channels)`` as three positive ints (a ``tf.TensorShape`` or a sequence)."""
+    if isinstance(shape, tf.TensorShape):
+        shape = shape.as_list() if shape.rank is not None else None
+    dims = integers(shape, "image_shape") if shape is not None and not isinstance(shape, (str, bytes)) else ()
+    if len(dims) != 3:
+        raise ArgumentError(f"image_shape is (height, width, channels), got {shape!r}")
     return dims  # type: ignore[return-value]
 
 
@@ -182,9 +187,9 @@ def build_multiscale_realnvp(
     log-det counted (logit included): pass it to :func:`flowlab.bits_per_dim.bits_per_dim`.
     """
     h, w, c = _shape(image_shape)
-    for value, name, low in ((scales, "scales", 0), (couplings, "couplings", 1), (final_couplings, "final_couplings", 1)):
-        if not isinstance(value, int) or value < low:
-            raise ValueError(f"{name} must be an integer >= {low}, got {value!r}")
+    scales = integer(scales, "scales", minimum=0)
+    couplings, final_couplings = integer(couplings, "couplings"), integer(final_couplings, "final_couplings")
+    filters, blocks = integer(filters, "filters"), integer(blocks, "blocks", minimum=0)
     if h % 2**scales or w % 2**scales:
         raise ValueError(f"an image of {h}x{w} cannot be squeezed {scales} times: "
                          f"height and width must be divisible by {2**scales}")

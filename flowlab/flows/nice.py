@@ -20,7 +20,8 @@ Example::
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import tensorflow as tf
 import tensorflow_probability as tfp
@@ -40,12 +41,18 @@ def build_nice(
     hidden_units: Sequence[int] = (128, 128),
     activation: str = "relu",
     scaling: bool = True,
+    dtype: Any = tf.float32,
 ) -> tfd.TransformedDistribution:
     """NICE over ``dims``-vectors: ``n_layers`` additive couplings (each followed by a reversal), then a scaling.
 
-    ``scaling=False`` leaves the flow volume preserving (log-det 0 everywhere).
+    ``scaling=False`` leaves the flow volume preserving (log-det 0 everywhere).  ``dtype``: float32
+    (default) or float64.
     """
-    check_dims(dims, 2, "NICE")
-    last = tfb.Scale(log_scale=tf.Variable(tf.zeros([dims]), name="nice_log_scale"), name="scaling") if scaling else None
+    dims = check_dims(dims, 2, "NICE")
+
+    def scale() -> tfb.Bijector:  # made by the builder, in the flow's dtype
+        log_scale = tf.Variable(tf.zeros([dims], tf.keras.backend.floatx()), name="nice_log_scale")
+        return tfb.Scale(log_scale=log_scale, name="scaling")
+
     return build_coupling_flow(dims, AdditiveTransformer(), n_layers, hidden_units, activation, name="NICE",
-                               last=last)
+                               last=scale if scaling else None, dtype=dtype)

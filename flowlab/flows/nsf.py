@@ -23,14 +23,17 @@ TensorShape([1])
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
+from typing import Any
 
+import tensorflow as tf
 import tensorflow_probability as tfp
 
 from flowlab.flows.base import check_dims
 from flowlab.flows.maf import build_autoregressive
 from flowlab.flows.realnvp import build_coupling_flow
 from flowlab.transformers import SplineTransformer
+from flowlab.validation import integer
 
 __all__ = ["build_nsf"]
 
@@ -42,16 +45,17 @@ KINDS = ("autoregressive", "coupling")
 def build_nsf(
     dims: int, n_layers: int = 3, bins: int = 8, bound: float = 4.0,
     hidden_units: Sequence[int] = (128, 128), activation: str = "relu", kind: str = "autoregressive",
+    dtype: Any = tf.float32,
 ) -> tfd.TransformedDistribution:
     """A neural spline flow over ``dims``-vectors, each layer followed by a reversal.
 
     ``kind``: ``"autoregressive"`` (MADE conditioner, Durkan et al.'s NSF-AR) or ``"coupling"``
-    (NSF-C, an MLP on the other half).
+    (NSF-C, an MLP on the other half).  ``dtype``: float32 (default) or float64.
     """
-    check_dims(dims, 2, "a neural spline flow")
+    dims = check_dims(dims, 2, "a neural spline flow")
     if kind not in KINDS:
         raise ValueError(f"kind must be one of {KINDS}, got {kind!r}")
-    spline = SplineTransformer(bins, bound)
+    spline = SplineTransformer(integer(bins, "bins", minimum=2), bound)
     if kind == "coupling":
-        return build_coupling_flow(dims, spline, n_layers, hidden_units, activation, name="NSF")
-    return build_autoregressive(dims, spline, n_layers, hidden_units, activation, name="NSF")
+        return build_coupling_flow(dims, spline, n_layers, hidden_units, activation, name="NSF", dtype=dtype)
+    return build_autoregressive(dims, spline, n_layers, hidden_units, activation, name="NSF", dtype=dtype)

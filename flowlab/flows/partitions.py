@@ -23,7 +23,7 @@ Reference: L. Dinh, J. Sohl-Dickstein, S. Bengio, "Density estimation using Real
 
 from __future__ import annotations
 
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 import tensorflow_probability as tfp
@@ -35,6 +35,7 @@ from flowlab.bijectors.masks import channel_mask, checkerboard, validate_mask
 from flowlab.bijectors.squeeze import Squeeze
 from flowlab.conditioners.resnet import ResNetConditioner
 from flowlab.flows.multiscale import _shape
+from flowlab.validation import integer
 
 __all__ = ["SQUEEZE", "UNSQUEEZE", "good_partition", "bad_partition", "half_mask", "build_partition_flow",
            "build_good_partition_flow", "build_bad_partition_flow"]
@@ -83,6 +84,7 @@ def build_partition_flow(image_shape: Sequence[int], partition: Callable[[int, i
     """A single-scale coupling flow laid out by ``partition(H, W, C)``: masks, ``SQUEEZE`` and ``UNSQUEEZE``
     markers in data order; each mask becomes an ActNorm and an affine coupling with a ResNet conditioner."""
     h, w, c = _shape(image_shape)
+    filters, blocks = integer(filters, "filters"), integer(blocks, "blocks", minimum=0)
     if h % 2 or w % 2:
         raise ValueError(f"the partition flows squeeze once: height and width must be even, got {h}x{w}")
     layers: list[tfb.Bijector] = []

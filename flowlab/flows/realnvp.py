@@ -21,15 +21,18 @@ Example::
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
+import tensorflow as tf
 import tensorflow_probability as tfp
 
 from flowlab.bijectors.coupling import Coupling
 from flowlab.conditioners.mlp import MLPConditioner
 from flowlab.flows.base import check_dims, stack
 from flowlab.transformers import AffineTransformer, Transformer
+from flowlab.validation import integers
 
 __all__ = ["build_realnvp", "build_coupling_flow", "half_mask"]
 
@@ -49,21 +52,29 @@ def build_coupling_flow(
     activation: str = "relu",
     name: str = "CouplingFlow",
     between=None,
-    last: tfb.Bijector | None = None,
+    last: Any = None,
+    dtype: Any = tf.float32,
 ) -> tfd.TransformedDistribution:
     """``n_layers`` couplings with ``transformer`` over ``dims``-vectors, each followed by a reversal.
 
     ``between`` and ``last``: see :func:`flowlab.flows.base.stack` (batch normalisation between
-    layers, a final scaling).
+    layers, a final scaling).  ``dtype``: float32 (default) or float64.
+
+    >>> import flowlab
+    >>> from flowlab.transformers import SplineTransformer
+    >>> flow = build_coupling_flow(2, SplineTransformer(bins=4), n_layers=2, hidden_units=(8,))
+    >>> flow.log_prob([0.5, -1.0]).shape, flow.sample().shape
+    (TensorShape([]), TensorShape([2]))
     """
-    check_dims(dims, 2, "a coupling flow")
+    dims = check_dims(dims, 2, "a coupling flow")
+    hidden_units = integers(hidden_units, "hidden_units")
     mask = half_mask(dims)
 
     def layer(i: int) -> tfb.Bijector:
         net = MLPConditioner(dims, hidden_units, activation, params_per_dim=transformer.params_per_dim)
         return Coupling(mask, net, transformer, name=f"coupling{i}")
 
-    return stack(layer, n_layers, dims, name, between=between, last=last)
+    return stack(layer, n_layers, dims, name, between=between, last=last, dtype=dtype)
 
 
 def build_realnvp(
@@ -72,8 +83,18 @@ def build_realnvp(
     hidden_units: Sequence[int] = (128, 128),
     activation: str = "relu",
     log_scale_bound: float = 3.0,
+    dtype: Any = tf.float32,
 ) -> tfd.TransformedDistribution:
-    """A RealNVP over ``dims``-vectors: ``n_layers`` affine couplings, each followed by a reversal."""
-    check_dims(dims, 2, "RealNVP")
+    """A RealNVP over ``dims``-vectors: ``n_layers`` affine couplings, each followed by a reversal.
+
+    Raises:
+        flowlab.validation.ArgumentError: ``dims`` below 2, a bad ``n_layers``, ``hidden_units`` or ``dtype``.
+
+    >>> import flowlab
+    >>> flow = build_realnvp(3, n_layers=2, hidden_units=(8,))
+    >>> flow.sample().shape, flow.sample(5).shape, flow.log_prob([0.1, 0.2, 0.3]).shape
+    (TensorShape([3]), TensorShape([5, 3]), TensorShape([]))
+    """
+    dims = check_dims(dims, 2, "RealNVP")
     return build_coupling_flow(dims, AffineTransformer(log_scale_bound), n_layers, hidden_units, activation,
-                               name="RealNVP")
+                               name="RealNVP", dtype=dtype)
