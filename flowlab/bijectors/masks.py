@@ -27,13 +27,9 @@ from typing import Any
 
 import numpy as np
 
+from flowlab.validation import integer as _positive_int
+
 __all__ = ["checkerboard", "channel_mask", "alternating_mask", "validate_mask"]
-
-
-def _positive_int(value: Any, name: str) -> int:
-    if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < 1:
-        raise ValueError(f"{name} must be a positive integer, got {value!r}")
-    return int(value)
 
 
 def _parity(value: Any, name: str) -> int:

@@ -32,6 +32,8 @@ from typing import Any
 
 import numpy as np
 
+from flowlab.validation import integer
+
 __all__ = [
     "ENV_VAR",
     "FILES",
@@ -167,9 +169,7 @@ def load_mnist_split(
     ``$FLOWLAB_MNIST_DIR``, else a Keras download; shuffled with ``seed`` and cut into ``n_train``
     then ``n_test`` images.
     """
-    for n, name in ((n_train, "n_train"), (n_test, "n_test")):
-        if not isinstance(n, (int, np.integer)) or isinstance(n, bool) or n < 0:
-            raise ValueError(f"{name} must be a non-negative integer, got {n!r}")
+    n_train, n_test = integer(n_train, "n_train", minimum=0), integer(n_test, "n_test", minimum=0)
     folder = _directory(directory)
     if folder is not None:
         images, _ = load_mnist_dir(folder, "test")
@@ -192,9 +192,6 @@ def load_mnist_splits(
     seen.  The test part is the same as :func:`load_mnist_split`'s with ``n_train + n_validation``
     training images and the same ``seed``.
     """
-    if not isinstance(n_validation, (int, np.integer)) or isinstance(n_validation, bool) or n_validation < 0:
-        raise ValueError(f"n_validation must be a non-negative integer, got {n_validation!r}")
-    if not isinstance(n_train, (int, np.integer)) or isinstance(n_train, bool) or n_train < 0:
-        raise ValueError(f"n_train must be a non-negative integer, got {n_train!r}")
+    n_train, n_validation = integer(n_train, "n_train", minimum=0), integer(n_validation, "n_validation", minimum=0)
     train, test = load_mnist_split(n_train + n_validation, n_test, directory=directory, seed=seed)
     return train[:n_train].copy(), train[n_train:].copy(), test
