@@ -29,11 +29,11 @@ import os
 import time
 from pathlib import Path
 
-import flowlab
 import numpy as np
 import tensorflow as tf
 import tensorflow_probability as tfp
 
+import flowlab  # selects Keras 2 (TensorFlow loads tf.keras lazily, after this)
 from flowlab import variational as V
 from flowlab.datasets.mnist import load_mnist_splits
 
