@@ -174,3 +174,7 @@ def test_trained_flow_wrong_answers(capsys, moons):
     fails(capsys, check.trained_flow, base, x_test, "spline", hint="does not fit two moons")
     fails(capsys, check.trained_flow, _Inflated(_kde(x, 0.1)), x_test, "coupling", hint="more than 1")
     fails(capsys, check.trained_flow, ..., x_test, "NICE", hint="placeholder")
+    # a flow that never trained is its base, N(0, I): above every kind's limit
+    fails(capsys, check.trained_flow, base, x_test, "NICE", hint="additive coupling")
+    shifted = tfd.MultivariateNormalDiag(tf.constant([0.5, 0.25]), tf.constant([0.9, 0.6]))  # a Gaussian fit
+    fails(capsys, check.trained_flow, shifted, x_test, "coupling", hint="affine_transformer")
