@@ -1,10 +1,11 @@
 """The flow builders: invertible, exact log-densities, the right shapes, clear errors."""
 
+import functools
+
 import numpy as np
 import pytest
 import tensorflow as tf
-
-import functools
+from bijector_harness import randomise
 
 from flowlab.flows import build_coupling_flow, build_ffjord, build_iaf, build_maf, build_nice, build_nsf, build_realnvp
 from flowlab.flows.ffjord import flow_velocity
@@ -23,24 +24,17 @@ mixture_coupling = _named(build_coupling_flow, "mixture_coupling", transformer=M
 BUILDERS = [build_maf, bounded_maf, build_iaf, build_realnvp, build_nice, build_nsf, nsf_coupling, mixture_coupling]
 
 
-def _randomise(flow, seed=0):
-    """Give the weights random values: new RealNVP layers start as the identity, which hides bugs.
-
-    MADE's masks live in its kernels as exact zeros (TFP masks by initialiser and constraint), so
-    those zeros stay; an all-zero (zero-initialised) weight is filled everywhere."""
+def _random(flow, seed=0):
+    """Random weights (tests/bijector_harness.py): new RealNVP layers start as the identity, which hides bugs."""
     flow.log_prob(tf.zeros([1, int(flow.event_shape[0])]))  # Keras layers build on first call
-    rng = np.random.default_rng(seed)
-    for variable in flow.trainable_variables:
-        value = variable.numpy()
-        noise = 0.3 * rng.standard_normal(value.shape).astype(np.float32)
-        variable.assign(noise if not value.any() else np.where(value != 0, noise, 0.0))
+    return randomise(flow, seed=seed)
 
 
 @pytest.mark.parametrize("build", BUILDERS)
 @pytest.mark.parametrize("dims", [2, 3])
 def test_round_trip(build, dims):
     flow = build(dims, n_layers=2, hidden_units=(16,))
-    _randomise(flow)
+    _random(flow)
     z = tf.random.stateless_normal([64, dims], seed=[1, 2])
     x = flow.bijector.forward(z)
     # tf.identity: new tensors, so TFP's bijector cache cannot hand back the inputs it remembers
@@ -52,7 +46,7 @@ def test_round_trip(build, dims):
 def test_log_prob_is_base_plus_autodiff_log_det(build):
     dims = 3
     flow = build(dims, n_layers=2, hidden_units=(16,))
-    _randomise(flow, seed=1)
+    _random(flow, seed=1)
     x = tf.random.stateless_normal([8, dims], seed=[3, 4])
     with tf.GradientTape() as tape:
         tape.watch(x)
@@ -81,7 +75,7 @@ def test_nsf_kind_is_checked():
 
 def test_nice_without_scaling_preserves_volume_and_cannot_beat_log_two_pi():
     flow = build_nice(2, n_layers=2, hidden_units=(8,), scaling=False)
-    _randomise(flow)
+    _random(flow)
     x = 3.0 * tf.random.stateless_normal([256, 2], seed=[5, 6])
     np.testing.assert_allclose(flow.bijector.inverse_log_det_jacobian(x, event_ndims=1), 0.0, atol=1e-6)
     assert np.max(flow.log_prob(x)) <= -np.log(2 * np.pi) + 1e-6
@@ -94,7 +88,7 @@ def test_ffjord_round_trip_and_exact_log_prob():
     # Tight tolerances so that finite differences of the solve are a fair reference (autodiff's batch
     # Jacobian through the adaptive solver takes minutes).
     flow = build_ffjord(2, hidden_units=(8,), trace="exact", atol=1e-6, rtol=1e-6)
-    _randomise(flow, seed=2)
+    _random(flow, seed=2)
     x = tf.random.stateless_normal([8, 2], seed=[7, 8]).numpy()
     h = 2e-2
     steps = np.array([[0, 0], [h, 0], [-h, 0], [0, h], [0, -h]], np.float32)

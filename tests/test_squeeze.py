@@ -10,13 +10,11 @@ from flowlab.bijectors.squeeze import Squeeze
 tfb = tfp.bijectors
 
 
-def test_shapes_with_batch_dims_and_round_trip():
+# Round trips (exact), batch axes, a zero log-det equal to autodiff's: tests/test_bijectors.py.
+
+def test_event_shapes_both_ways_static_and_dynamic():
+    assert Squeeze().forward(tf.zeros([2, 3, 6, 4, 2])).shape == (2, 3, 3, 2, 8)
     squeeze = Squeeze()
-    x = tf.random.stateless_normal([2, 3, 6, 4, 2], seed=[1, 2])
-    y = squeeze.forward(x)
-    assert y.shape == (2, 3, 3, 2, 8)
-    np.testing.assert_array_equal(squeeze.inverse(tf.identity(y)), x)
-    np.testing.assert_array_equal(squeeze.forward(squeeze.inverse(tf.identity(y))), y)
     assert squeeze.forward_event_shape([6, 4, 2]) == (3, 2, 8)
     assert squeeze.inverse_event_shape([3, 2, 8]) == (6, 4, 2)
     np.testing.assert_array_equal(squeeze.forward_event_shape_tensor([6, 4, 2]), [3, 2, 8])
@@ -29,18 +27,6 @@ def test_each_2x2_block_becomes_one_pixel():
     np.testing.assert_array_equal(y[0, 0, 0], [0, 1, 4, 5])      # the top-left block
     np.testing.assert_array_equal(y[0, 1, 1], [10, 11, 14, 15])  # the bottom-right block
     assert sorted(y.ravel()) == list(range(16))                  # a permutation: nothing lost
-
-
-def test_log_det_is_zero_and_matches_autodiff():
-    squeeze = Squeeze()
-    x = tf.random.stateless_normal([2, 4, 2, 1], seed=[3, 4])
-    with tf.GradientTape() as tape:
-        tape.watch(x)
-        y = squeeze.forward(x)
-    jacobian = tape.batch_jacobian(y, x).numpy().reshape(2, 8, 8)
-    np.testing.assert_allclose(np.abs(np.linalg.det(jacobian)), 1.0)  # a permutation matrix
-    np.testing.assert_allclose(squeeze.forward_log_det_jacobian(x, event_ndims=3), 0.0)
-    np.testing.assert_allclose(squeeze.inverse_log_det_jacobian(y, event_ndims=3), 0.0)
 
 
 def test_in_a_chain_and_inverted():
