@@ -33,7 +33,7 @@ __all__ = [
 
 # Test bits/dim below which a trained model counts as "trained": measured in fast mode over seeds
 # (bench/check_margins.md, Lab 07; bench/check_margins_image_flows.py): the solution's Glow lands at
-# 4.90-4.93 and its variationally dequantized Glow at 5.23-5.25; untrained, the Glow scores 6.71-6.75.
+# 4.90-4.91 and its variationally dequantized Glow at 5.22-5.27; untrained, the Glow scores 6.71-6.75.
 GLOW_BPD_THRESHOLD = 5.8
 VARIATIONAL_BPD_THRESHOLD = 5.8
 _LOG_DET_TOLERANCE = 1e-2  # nats, relative to max(1, |log det|)
