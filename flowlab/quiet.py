@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import importlib.abc
 import importlib.util
+import logging
 import os
 import sys
 from collections.abc import Iterator
@@ -74,9 +75,23 @@ class _QuietTensorFlowFinder(importlib.abc.MetaPathFinder):
         return spec
 
 
+class _NoRetracingNotice(logging.Filter):
+    """Drops TensorFlow's "triggered tf.function retracing" warning.
+
+    Every :func:`flowlab.training.fit` of a new flow traces a new training function, so a notebook
+    that trains five flows gets the warning though nothing retraces in a loop; other warnings pass.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "triggered tf.function retracing" not in record.getMessage()
+
+
 def install() -> None:
     """Make the first ``import tensorflow`` of this process quiet (no-op once it is imported)."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", LOG_LEVEL)
+    tf_logger = logging.getLogger("tensorflow")  # TensorFlow's own logger; getting it loads nothing
+    if not any(isinstance(f, _NoRetracingNotice) for f in tf_logger.filters):
+        tf_logger.addFilter(_NoRetracingNotice())
     if "tensorflow" in sys.modules or any(isinstance(f, _QuietTensorFlowFinder) for f in sys.meta_path):
         return
     sys.meta_path.insert(0, _QuietTensorFlowFinder())

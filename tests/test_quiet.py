@@ -16,7 +16,7 @@ def test_import_flowlab_does_not_load_tensorflow():
     assert done.stdout.strip() == "False"
 
 
-def test_tensorflow_start_up_and_training_print_nothing_on_stderr():
+def test_tensorflow_start_up_and_training_six_flows_print_nothing_on_stderr():
     code = """
 import flowlab
 import numpy as np
@@ -26,6 +26,8 @@ from flowlab.training import fit
 flow = build_maf(2, n_layers=1, hidden_units=(4,))
 x = np.random.default_rng(0).normal(size=(64, 2)).astype(np.float32)
 fit(flow, x, epochs=1, batch_size=32, validation_data=x, verbose=0)
+for _ in range(5):  # each fit traces a new model's training function: TensorFlow warned from the fifth on
+    fit(build_maf(2, n_layers=1, hidden_units=(4,)), x, epochs=1, batch_size=64, verbose=0)
 print(tf.keras.Model.__module__)
 """
     done = _python(code)
