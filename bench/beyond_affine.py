@@ -105,9 +105,10 @@ def moons_data(validation: int = 1000):
 
 def flowlab_moons(seed: int, args) -> dict:
     """flowlab's NSF on two moons: ``fit`` with the cosine schedule, the budget and validation selection."""
-    import flowlab
     import numpy as np
     import tensorflow as tf
+
+    import flowlab
     from flowlab.flows import build_nsf
     from flowlab.training import density_model, fit, negative_log_likelihood
 
@@ -217,22 +218,27 @@ def face_flows(quick: bool) -> dict:
 
     e = (lambda n: 2) if quick else (lambda n: n)
     return {
-        "NICE (6 additive couplings + scaling)": (lambda: build_nice(2, n_layers=6, hidden_units=(64, 64)), 2e-3, e(150), 128),
-        "RealNVP (6 affine couplings)": (lambda: build_realnvp(2, n_layers=6, hidden_units=(64, 64)), 2e-3, e(150), 128),
-        "MAF (lab sheet: 3 layers, 128x2)": (lambda: build_maf(2, n_layers=3, hidden_units=(128, 128)), 1e-3, e(150), 128),
-        "NSF (4 spline couplings, 8 bins)": (lambda: build_nsf(2, n_layers=4, hidden_units=(64, 64), kind="coupling"),
-                                             3e-3, e(150), 128),
+        "NICE (6 additive couplings + scaling)": (
+            lambda: build_nice(2, n_layers=6, hidden_units=(64, 64)), 2e-3, e(150), 128),
+        "RealNVP (6 affine couplings)": (
+            lambda: build_realnvp(2, n_layers=6, hidden_units=(64, 64)), 2e-3, e(150), 128),
+        "MAF (lab sheet: 3 layers, 128x2)": (
+            lambda: build_maf(2, n_layers=3, hidden_units=(128, 128)), 1e-3, e(150), 128),
+        "NSF (4 spline couplings, 8 bins)": (
+            lambda: build_nsf(2, n_layers=4, hidden_units=(64, 64), kind="coupling"), 3e-3, e(150), 128),
         "mixture-CDF coupling (4 layers, K=8)": (
-            lambda: build_coupling_flow(2, MixtureCDFTransformer(8), n_layers=4, hidden_units=(64, 64)), 3e-3, e(150), 128),
-        "FFJORD (64x2 tanh, Hutchinson)": (lambda: build_ffjord(2, hidden_units=(64, 64), atol=1e-4, rtol=1e-4),
-                                           5e-3, 2 if quick else 12, 256),
+            lambda: build_coupling_flow(2, MixtureCDFTransformer(8), n_layers=4, hidden_units=(64, 64)),
+            3e-3, e(150), 128),
+        "FFJORD (64x2 tanh, Hutchinson)": (
+            lambda: build_ffjord(2, hidden_units=(64, 64), atol=1e-4, rtol=1e-4), 5e-3, 2 if quick else 12, 256),
     }
 
 
 def run_face(args) -> dict:
-    import flowlab
     import numpy as np
     import tensorflow as tf
+
+    import flowlab
     from flowlab.datasets import load_face
     from flowlab.flows.ffjord import build_ffjord, flow_velocity
     from flowlab.training import fit
@@ -253,16 +259,22 @@ def run_face(args) -> dict:
             flow = build()
             epoch_cpu = []
 
-            class Clock(tf.keras.callbacks.Callback):
+            class Clock(tf.keras.callbacks.Callback):  # cosine decay per epoch; CPU seconds per epoch
+                def __init__(self, peak, epochs, epoch_cpu):
+                    super().__init__()
+                    self.peak, self.epochs, self.epoch_cpu = peak, epochs, epoch_cpu
+
                 def on_epoch_begin(self, epoch, logs=None):
-                    self.model.optimizer.learning_rate.assign(peak * 0.5 * (1 + math.cos(math.pi * epoch / epochs)))
+                    lr = self.peak * 0.5 * (1 + math.cos(math.pi * epoch / self.epochs))
+                    self.model.optimizer.learning_rate.assign(lr)
                     self.t = time.process_time()
 
                 def on_epoch_end(self, epoch, logs=None):
-                    epoch_cpu.append(time.process_time() - self.t)
+                    self.epoch_cpu.append(time.process_time() - self.t)
 
             cpu0, wall0 = time.process_time(), time.perf_counter()
-            fit(flow, train, epochs=epochs, batch_size=batch_size, learning_rate=peak, callbacks=[Clock()], verbose=0)
+            fit(flow, train, epochs=epochs, batch_size=batch_size, learning_rate=peak,
+                callbacks=[Clock(peak, epochs, epoch_cpu)], verbose=0)
             cpu, wall = time.process_time() - cpu0, time.perf_counter() - wall0
             scored = flow
             if name.startswith("FFJORD"):  # score with the exact trace: the Hutchinson estimate is noisy
@@ -341,7 +353,8 @@ def main() -> None:
     args = parser.parse_args()
     if args.quick:
         args.epochs, args.cpu_budget = 2, 1e9
-    args.out = args.out or str(ROOT / "bench" / "results" / f"beyond_affine_{args.part}{'_quick' if args.quick else ''}.json")
+    name = f"beyond_affine_{args.part}{'_quick' if args.quick else ''}.json"
+    args.out = args.out or str(ROOT / "bench" / "results" / name)
     summary = run_moons(args) if args.part == "moons" else run_face(args)
     write(args.out, summary)
     print(json.dumps({k: v for k, v in summary.items() if k not in ("runs",)}, indent=2))
