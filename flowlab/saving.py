@@ -40,13 +40,14 @@ True
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
 __all__ = ["UnsupportedFormatError", "check_model_format", "is_hdf5", "is_hdf5_file", "load_hdf5_weights",
-           "save_hdf5_weights"]
+           "save_hdf5_weights", "save_flow_weights", "load_flow_weights"]
 
 FORMAT = "flowlab-flow-weights"
 VERSION = 1
@@ -107,8 +108,11 @@ def check_model_format(filepath: Any, save_format: str | None = None) -> None:
     )
 
 
-def save_hdf5_weights(variables: Sequence[Any], filepath: Any, overwrite: bool = True) -> None:
-    """Write ``variables`` (a model's ``weights``, in order) to an HDF5 file, one dataset each."""
+def save_hdf5_weights(variables: Sequence[Any], filepath: Any, overwrite: bool = True, holder: str = "model") -> None:
+    """Write ``variables`` (a model's ``weights``, in order) to an HDF5 file, one dataset each.
+
+    ``holder`` ("model" or "flow") records whose variable order the file follows: a flow's order is
+    not its model's, so a file is only loaded into the kind that wrote it."""
     import h5py
 
     path = Path(os.fspath(filepath))
@@ -120,13 +124,14 @@ def save_hdf5_weights(variables: Sequence[Any], filepath: Any, overwrite: bool =
     with h5py.File(path, "w") as file:
         file.attrs["format"] = FORMAT
         file.attrs["version"] = VERSION
+        file.attrs["holder"] = holder
         group = file.create_group("variables")
         for index, variable in enumerate(variables):
             dataset = group.create_dataset(f"{index:05d}", data=np.asarray(variable.numpy()))
             dataset.attrs["name"] = variable.name
 
 
-def load_hdf5_weights(variables: Sequence[Any], filepath: Any) -> None:
+def load_hdf5_weights(variables: Sequence[Any], filepath: Any, holder: str = "model") -> None:
     """Assign the weights of :func:`save_hdf5_weights`'s file to ``variables``, checking count and shapes.
 
     Nothing is assigned unless every weight fits.
@@ -145,6 +150,10 @@ def load_hdf5_weights(variables: Sequence[Any], filepath: Any) -> None:
                 "bijectors, not in model.layers), so it holds none of them. Save again with "
                 "flowlab's DensityModel.save_weights (fit and density_model return one), or a TF checkpoint."
             )
+        written = file.attrs.get("holder", "model")
+        if written != holder:
+            how = "flowlab.saving.load_flow_weights(flow, path)" if written == "flow" else "model.load_weights(path)"
+            raise ValueError(f"{path} holds the weights of a {written}, in a {written}'s order: load them with {how}")
         group = file["variables"]
         values = [group[key][()] for key in sorted(group)]
         names = [group[key].attrs.get("name", "") for key in sorted(group)]
@@ -161,3 +170,42 @@ def load_hdf5_weights(variables: Sequence[Any], filepath: Any) -> None:
             )
     for value, variable in zip(values, variables):
         variable.assign(value.astype(variable.dtype.as_numpy_dtype, copy=False))
+
+
+def _flow_variables(flow: Any) -> Sequence[Any]:
+    import tensorflow as tf
+
+    if isinstance(flow, tf.keras.Model):
+        raise TypeError(
+            "save_flow_weights and load_flow_weights take the flow itself (a TFP distribution or a conditional "
+            "flow), not a Keras model: a functional model such as tf.keras.Model(x, flow.log_prob(x)) tracks only "
+            "the weights of Keras layers and misses a bijector's own variables. For a DensityModel use "
+            "model.save_weights / model.load_weights.")
+    if not isinstance(flow, tf.Module):
+        raise TypeError(f"expected a flow (a TFP distribution or a tf.Module), got {type(flow).__name__}")
+    return flow.variables
+
+
+def save_flow_weights(flow: Any, filepath: Any, overwrite: bool = True) -> None:
+    """Every variable of ``flow`` -- Keras layers' and bijectors' own -- to an HDF5 file.
+
+    For a flow used inside any Keras model (functional ones included, whose HDF5 writer sees only
+    Keras layers): save the flow, and load it into the flow of a model rebuilt the same way.
+
+    >>> import os, tempfile, flowlab, numpy as np
+    >>> from flowlab.flows import build_nice
+    >>> flow = build_nice(2, n_layers=1, hidden_units=(4,))
+    >>> _ = [v.assign(v + 0.1) for v in flow.variables]
+    >>> path = os.path.join(tempfile.mkdtemp(), "nice.weights.h5")
+    >>> save_flow_weights(flow, path)
+    >>> copy = build_nice(2, n_layers=1, hidden_units=(4,))
+    >>> load_flow_weights(copy, path)
+    >>> bool(np.array_equal(copy.log_prob([[0.3, -1.2]]), flow.log_prob([[0.3, -1.2]])))
+    True
+    """
+    save_hdf5_weights(_flow_variables(flow), filepath, overwrite=overwrite, holder="flow")
+
+
+def load_flow_weights(flow: Any, filepath: Any) -> None:
+    """Load :func:`save_flow_weights`'s file into ``flow`` (built by the same builder call), checking shapes."""
+    load_hdf5_weights(_flow_variables(flow), filepath, holder="flow")

@@ -124,3 +124,27 @@ def test_weights_of_another_architecture_are_refused_and_nothing_is_assigned(tmp
     with pytest.raises(ValueError, match=r"holds \d+ weights but this flow has \d+"):
         deeper.load_weights(str(tmp_path / "w.weights.h5"))
     assert all(np.array_equal(b, v.numpy()) for b, v in zip(before, wider.weights))
+
+
+def test_a_flow_inside_a_functional_model_round_trips_through_flowlab_hdf5(tmp_path):
+    from flowlab.flows import build_nice
+    from flowlab.saving import load_flow_weights, save_flow_weights
+
+    def functional():
+        flow = build_nice(2, n_layers=1, hidden_units=(4,))  # its final scaling is a bijector's own variable
+        x = tf.keras.Input((2,))
+        return flow, tf.keras.Model(x, flow.log_prob(x))
+
+    flow, model = functional()
+    assert len(model.weights) < len(flow.variables)  # what Keras's own HDF5 writer would miss
+    for variable in flow.variables:
+        variable.assign(variable + 0.3)
+    save_flow_weights(flow, tmp_path / "f.weights.h5")
+    copy_flow, copy = functional()
+    assert not np.array_equal(copy(X).numpy(), model(X).numpy())
+    load_flow_weights(copy_flow, tmp_path / "f.weights.h5")
+    np.testing.assert_array_equal(copy(X).numpy(), model(X).numpy())
+    with pytest.raises(TypeError, match=r"take the flow itself"):
+        save_flow_weights(model, tmp_path / "m.weights.h5")
+    with pytest.raises(ValueError, match=r"holds the weights of a flow.*load_flow_weights"):
+        density_model(build_nice(2, n_layers=1, hidden_units=(4,))).load_weights(str(tmp_path / "f.weights.h5"))
