@@ -80,9 +80,16 @@ def vae(args: argparse.Namespace) -> None:
 
 
 def table(args: argparse.Namespace) -> None:
-    """Markdown of the energies rows: KL median (min - max over seeds) and median CPU seconds per run."""
+    """Markdown of the energies rows: KL median (min - max over seeds) and median CPU seconds per run.
+
+    Only the runs at the learning rate asked for (``--iaf-lr`` for IAF); a diverged run counts as KL = inf.
+    """
     rows = [json.loads(line) for line in (RESULTS / "variational_energies.jsonl").read_text().splitlines() if line]
-    rows = [r for r in rows if r["flow"] in args.flows and r["K"] in args.ks and r["target"] in args.targets]
+    def rate(kind: str) -> float:
+        return args.iaf_lr if kind == "iaf" else 1e-2
+
+    rows = [r for r in rows if r["flow"] in args.flows and r["K"] in args.ks and r["target"] in args.targets
+            and r.get("learning_rate", 2e-3 if r["flow"] == "iaf" else 1e-2) == rate(r["flow"])]
     print("| flow | K | " + " | ".join(args.targets) + " | CPU s per run (median) |")
     print("|---|---|" + "---|" * (len(args.targets) + 1))
     for kind in args.flows:
