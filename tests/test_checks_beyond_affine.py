@@ -4,13 +4,12 @@ import numpy as np
 import pytest
 import tensorflow as tf
 import tensorflow_probability as tfp
+from check_verdicts import fails, passes
 
 import flowlab  # noqa: F401  (Keras 2 first)
 from flowlab.checks import beyond_affine as check
 from flowlab.datasets import load_two_moons
 from flowlab.transformers import bound_log_scale
-
-from check_verdicts import fails, passes
 
 tfd, tfb = tfp.distributions, tfp.bijectors
 
@@ -142,7 +141,7 @@ def test_transformer_wrong_answers(capsys):
 
 @pytest.fixture(scope="module")
 def moons():
-    return load_two_moons(1000, 500, seed=0)
+    return load_two_moons(1000, seed=0)[0], check.moons_test_set()
 
 
 def _kde(x, scale):
@@ -178,3 +177,12 @@ def test_trained_flow_wrong_answers(capsys, moons):
     fails(capsys, check.trained_flow, base, x_test, "NICE", hint="additive coupling")
     shifted = tfd.MultivariateNormalDiag(tf.constant([0.5, 0.25]), tf.constant([0.9, 0.6]))  # a Gaussian fit
     fails(capsys, check.trained_flow, shifted, x_test, "coupling", hint="affine_transformer")
+
+
+def test_trained_flow_is_measured_on_the_labs_test_set(capsys, moons):
+    """A good density on X_moons_test's best-fitting points, or on the points moved, fails."""
+    x, x_test = moons
+    good = _kde(x, 0.1)
+    best = x_test[np.argsort(-good.log_prob(x_test.astype(np.float32)).numpy())[:100]]
+    fails(capsys, check.trained_flow, good, best, "spline", hint="not the lab's test set")
+    fails(capsys, check.trained_flow, good, x_test * 0.5, "spline", hint="not the lab's test set")

@@ -13,15 +13,18 @@ fast-mode runs over seeds (``bench/check_margins.md``, "Lab 06").
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import os
-from typing import Any, Callable, Iterator
+from collections.abc import Callable, Iterator
+from typing import Any
 
 import numpy as np
 import tensorflow as tf
 import tensorflow_probability as tfp
 
 from flowlab.checks.core import CheckFailed, check, need, need_function, printable, require, student_code, to_numpy
+from flowlab.checks.held_out import held_out
 
 __all__ = [
     "additive_coupling",
@@ -325,12 +328,29 @@ _HINTS = {
 }
 
 
+def moons_test_set() -> np.ndarray:
+    """The lab's ``X_moons_test`` for the current mode, as its data cell makes it."""
+    import flowlab
+
+    return _moons_test_set(bool(flowlab.FAST))
+
+
+@functools.cache
+def _moons_test_set(fast: bool) -> np.ndarray:
+    from flowlab.datasets import load_two_moons
+
+    array = load_two_moons(*((1024, 1000) if fast else (8192, 2000)), seed=0)[1].astype(np.float64)
+    array.setflags(write=False)
+    return array
+
+
 @check("trained flow built from your answers fits two moons")
 def trained_flow(flow: Any, x_test: Any, kind: str) -> None:
     """The trained flow's density integrates to 1 on a grid and its test NLL is below ``NLL_LIMITS[kind]``."""
     if kind not in NLL_LIMITS:
         raise ValueError(f"kind must be one of {sorted(NLL_LIMITS)}, got {kind!r}")
     need(flow, "the trained flow (built from your answers above)")
+    x_test = held_out(x_test, "X_moons_test", moons_test_set).astype(np.float32)
     mass, nll = measure(flow, x_test)
     require(bool(np.isfinite(nll)), "the test log-likelihood is not finite: did training diverge?")
     require(bool(np.isfinite(mass)) and mass < 1.0 + _MASS_TOLERANCE,
