@@ -76,14 +76,20 @@ class _QuietTensorFlowFinder(importlib.abc.MetaPathFinder):
 
 
 class _NoRetracingNotice(logging.Filter):
-    """Drops TensorFlow's "triggered tf.function retracing" warning.
+    """Drops two TensorFlow warnings a healthy flowlab run triggers; other warnings pass.
 
-    Every :func:`flowlab.training.fit` of a new flow traces a new training function, so a notebook
-    that trains five flows gets the warning though nothing retraces in a loop; other warnings pass.
+    * "triggered tf.function retracing": every :func:`flowlab.training.fit` of a new flow traces a
+      new training function, so a notebook that trains five flows gets it though nothing retraces in
+      a loop;
+    * "back_prop=False is deprecated": TFP's ODE solvers (FFJORD) still call ``tf.while_loop`` that
+      way; nothing the user can change.
     """
 
+    NOTICES = ("triggered tf.function retracing", "back_prop=False is deprecated")
+
     def filter(self, record: logging.LogRecord) -> bool:
-        return "triggered tf.function retracing" not in record.getMessage()
+        message = record.getMessage()
+        return not any(notice in message for notice in self.NOTICES)
 
 
 def install() -> None:

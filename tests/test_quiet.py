@@ -41,3 +41,18 @@ def test_a_users_own_log_level_is_kept():
     done = subprocess.run([sys.executable, "-c", "import flowlab, os; print(os.environ['TF_CPP_MIN_LOG_LEVEL'])"],
                           capture_output=True, text=True, env=env, timeout=120)
     assert done.stdout.strip() == "1"
+
+
+def test_only_the_known_tensorflow_notices_are_dropped():
+    """The retracing notice and TFP's ODE-solver deprecation are dropped; any other warning passes."""
+    import logging
+
+    from flowlab.quiet import _NoRetracingNotice
+
+    def record(message):
+        return logging.LogRecord("tensorflow", logging.WARNING, __file__, 1, message, None, None)
+
+    notice = _NoRetracingNotice()
+    assert not notice.filter(record("5 out of the last 5 calls to <f> triggered tf.function retracing."))
+    assert not notice.filter(record("calling while_loop_v2 with back_prop=False is deprecated and will be removed"))
+    assert notice.filter(record("Gradients do not exist for variables ['w'] when minimizing the loss."))
