@@ -24,7 +24,7 @@ def _flags(source: str) -> list[str]:
 
 @pytest.mark.parametrize("source, words", [
     (f"import flowlab.checks.two_moons as m\nm.trained_flow = {FORGE}", "m.trained_flow"),
-    (f"from flowlab.checks import core\ncore.PASS, core.FAIL = 'x', 'y'", "core.PASS"),
+    ("from flowlab.checks import core\ncore.PASS, core.FAIL = 'x', 'y'", "core.PASS"),
     (f"import numpy as numerical\nnumerical.isfinite = {FORGE}", "numerical.isfinite"),
     (f"o = np\no.mean = {FORGE}", "o.mean"),
     (f"t = tf.math\nt.reduce_mean = {FORGE}", "t.reduce_mean"),
