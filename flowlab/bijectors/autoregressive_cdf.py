@@ -23,9 +23,14 @@ Pieces:
 - :class:`AutoregressiveMixtureCDF`, the bijector ``x -> z`` (data to the unit cube) for any
   *conditioner*: a callable mapping ``x`` of shape ``[..., D]`` to parameters of shape
   ``[..., D, 3K]`` whose row ``i`` depends on ``x[..., :i]`` only;
-- :class:`MixtureConditioner2D` (free :math:`\theta_1`, a Keras network for :math:`\theta_2`) and
-  :class:`MADEMixtureConditioner` (``D`` dimensions), both Keras layers;
-- :func:`build_autoregressive_mixture_cdf`, the trainable ``tfd.TransformedDistribution``.
+- :class:`~flowlab.conditioners.mixture.MixtureConditioner2D` (free :math:`\theta_1`, a Keras
+  network for :math:`\theta_2`) and :class:`~flowlab.conditioners.mixture.MADEMixtureConditioner`
+  (``D`` dimensions), both Keras layers, in :mod:`flowlab.conditioners.mixture`;
+- :func:`~flowlab.flows.autoregressive_cdf.build_autoregressive_mixture_cdf`, the trainable
+  ``tfd.TransformedDistribution``, in :mod:`flowlab.flows.autoregressive_cdf`.
+
+The conditioners, :func:`initial_mixture_params`, the builder and :func:`uniform_base` are still
+importable from here (their old home).
 
 Example::
 
@@ -40,157 +45,49 @@ References: Papamakarios, Pavlakou, Murray, "Masked Autoregressive Flow for Dens
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from typing import Any
 
-import numpy as np
 import tensorflow as tf
 import tensorflow_probability as tfp
 
 from flowlab.bijectors.mixture_cdf import FAMILIES, MixtureCDF
+
+# moved: the conditioners are Keras layers (flowlab.conditioners.mixture); re-exported, same objects.
+from flowlab.conditioners.mixture import (  # noqa: F401  (_check_components: old private name)
+    MADEMixtureConditioner,
+    MixtureConditioner2D,
+    _check_components,
+    _check_dims,
+    initial_mixture_params,
+)
 
 __all__ = [
     "AutoregressiveMixtureCDF",
     "MixtureConditioner2D",
     "MADEMixtureConditioner",
     "initial_mixture_params",
-    "uniform_base",
-    "build_autoregressive_mixture_cdf",
+    "uniform_base",  # noqa: F822  (resolved by __getattr__ below)
+    "build_autoregressive_mixture_cdf",  # noqa: F822
 ]
 
 tfd, tfb = tfp.distributions, tfp.bijectors
 
-
-def _check_components(num_components: Any) -> int:
-    if not isinstance(num_components, (int, np.integer)) or isinstance(num_components, bool) or num_components < 1:
-        raise ValueError(f"the mixture needs at least one component: num_components must be an integer >= 1, "
-                         f"got {num_components!r}")
-    return int(num_components)
+# moved: the flow builder and its base live in flowlab.flows.autoregressive_cdf. flows imports
+# bijectors, so importing it here at the top would be a cycle: resolve the old names on first use.
+_MOVED_TO_FLOWS = ("uniform_base", "build_autoregressive_mixture_cdf")
 
 
-def _check_dims(dims: Any, minimum: int = 1) -> int:
-    if not isinstance(dims, (int, np.integer)) or isinstance(dims, bool) or dims < minimum:
-        raise ValueError(f"dims must be an integer >= {minimum}, got {dims!r}")
-    return int(dims)
+def __getattr__(name: str) -> Any:
+    if name in _MOVED_TO_FLOWS:
+        from flowlab.flows import autoregressive_cdf
+
+        return getattr(autoregressive_cdf, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
-def initial_mixture_params(num_components: int, loc_range: Sequence[float] = (-3.0, 3.0)) -> np.ndarray:
-    """Parameters ``[logits, locs, log_scales]`` (shape ``[3K]``) of a mixture spread over ``loc_range``.
-
-    Equal weights, locations evenly spaced over the range, scales one component spacing wide: a
-    broad, smooth starting density that covers the data instead of piling all components at 0.
-    """
-    k = _check_components(num_components)
-    low, high = (float(v) for v in loc_range)
-    if not high > low:
-        raise ValueError(f"loc_range must be (low, high) with low < high, got {tuple(loc_range)}")
-    locs = np.linspace(low, high, k) if k > 1 else np.array([0.5 * (low + high)])
-    log_scales = np.full(k, np.log((high - low) / k))
-    return np.concatenate([np.zeros(k), locs, log_scales]).astype(np.float32)
-
-
-class MixtureConditioner2D(tf.keras.layers.Layer):
-    r"""Parameters of the 2-D autoregressive mixture-CDF flow: free :math:`\theta_1`, and :math:`\theta_2(x_1)`.
-
-    ``network`` is any Keras layer mapping :math:`x_1` of shape ``(n, 1)`` to ``(n, 3K)`` numbers
-    (default: an MLP whose output layer starts at zero).  Its output is added to
-    :func:`initial_mixture_params`, so a network that outputs zeros gives a broad mixture.
-
-    ``call(x)`` returns parameters of shape ``[..., 2, 3K]`` (rows: :math:`\theta_1`,
-    :math:`\theta_2(x_1)`), the layout :class:`AutoregressiveMixtureCDF` expects;
-    :meth:`marginal_params` and :meth:`conditional_params` give the two rows on their own.
-    """
-
-    dims = 2
-
-    def __init__(
-        self,
-        num_components: int = 5,
-        network: tf.keras.layers.Layer | None = None,
-        hidden_units: Sequence[int] = (64, 64),
-        activation: str = "relu",
-        loc_range: Sequence[float] = (-3.0, 3.0),
-        **kwargs: Any,
-    ) -> None:
-        super().__init__(**kwargs)
-        self.num_components = _check_components(num_components)
-        self._init = initial_mixture_params(self.num_components, loc_range)
-        if network is None:
-            network = tf.keras.Sequential(
-                [tf.keras.layers.Dense(int(units), activation=activation) for units in hidden_units]
-                + [tf.keras.layers.Dense(3 * self.num_components, kernel_initializer="zeros", bias_initializer="zeros")]
-            )
-        elif not callable(network):
-            raise TypeError(f"network must be a Keras layer (a callable), got {type(network).__name__}")
-        self.network = network
-        self.marginal = self.add_weight(
-            name="theta1", shape=[3 * self.num_components], initializer=tf.keras.initializers.Constant(self._init)
-        )
-
-    def marginal_params(self) -> tf.Tensor:
-        r""":math:`\theta_1`, shape ``[3K]``: ``[logits, locs, log_scales]`` of :math:`x_1`'s mixture."""
-        return tf.convert_to_tensor(self.marginal)
-
-    def conditional_params(self, x1: Any) -> tf.Tensor:
-        r""":math:`\theta_2(x_1)`, shape ``[n, 3K]``, for ``x1`` of shape ``[n, 1]``."""
-        x1 = tf.convert_to_tensor(x1, dtype=self.marginal.dtype)
-        if x1.shape.rank is not None and (x1.shape.rank < 2 or x1.shape[-1] not in (None, 1)):
-            raise ValueError(f"conditional_params needs x1 of shape (n, 1), got {x1.shape}")
-        # Keras networks are built for (n, 1) inputs: flatten any sample/batch dimensions around the call.
-        out = tf.convert_to_tensor(self.network(tf.reshape(x1, [-1, 1])))
-        expected = 3 * self.num_components
-        if out.shape.rank != 2 or out.shape[-1] != expected:
-            raise ValueError(
-                f"the conditional network returned {out.shape[-1] if out.shape.rank else '?'} values per point "
-                f"(shape {out.shape}); it must return 3K = {expected}: K logits, K locations, K log-scales"
-            )
-        out = tf.reshape(out, tf.concat([tf.shape(x1)[:-1], [expected]], axis=0))
-        return out + self._init
-
-    def call(self, x: tf.Tensor) -> tf.Tensor:
-        theta2 = self.conditional_params(x[..., :1])
-        theta1 = tf.broadcast_to(self.marginal_params(), tf.shape(theta2))
-        return tf.stack([theta1, theta2], axis=-2)
-
-
-class MADEMixtureConditioner(tf.keras.layers.Layer):
-    r"""Parameters for ``dims`` mixture CDFs from a MADE network: row ``i`` depends on :math:`x_{<i}`.
-
-    Wraps ``tfb.AutoregressiveNetwork(params=3K)`` (its output layer shrunk a hundredfold, so the
-    flow starts close to the broad mixture of :func:`initial_mixture_params` in every dimension).
-    """
-
-    def __init__(
-        self,
-        dims: int,
-        num_components: int = 5,
-        hidden_units: Sequence[int] = (64, 64),
-        activation: str = "relu",
-        loc_range: Sequence[float] = (-3.0, 3.0),
-        **kwargs: Any,
-    ) -> None:
-        super().__init__(**kwargs)
-        self.dims = _check_dims(dims, 2)
-        self.num_components = _check_components(num_components)
-        self._init = initial_mixture_params(self.num_components, loc_range)
-        self.made = tfb.AutoregressiveNetwork(
-            params=3 * self.num_components,
-            event_shape=[self.dims],
-            hidden_units=list(hidden_units),
-            activation=activation,
-        )
-
-    def build(self, input_shape: Any) -> None:
-        self.made.build(input_shape)
-        # Shrink the output layer so the flow starts near the broad mixture. Scaling (not zeroing) keeps
-        # MADE's mask, which TFP stores as exact zeros in the kernel, visible in the weights.
-        *_, last_kernel, last_bias = self.made.trainable_variables
-        last_kernel.assign(1e-2 * last_kernel)
-        last_bias.assign(tf.zeros_like(last_bias))
-        super().build(input_shape)
-
-    def call(self, x: tf.Tensor) -> tf.Tensor:
-        return self.made(x) + self._init
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_MOVED_TO_FLOWS))
 
 
 class AutoregressiveMixtureCDF(tfb.Bijector):
@@ -286,39 +183,3 @@ class AutoregressiveMixtureCDF(tfb.Bijector):
             mixture = MixtureCDF.from_params(params, family=self._family, validate_args=self.validate_args)
             columns[i] = mixture.inverse(z[..., i])
         return tf.stack(columns, axis=-1)
-
-
-def uniform_base(dims: int) -> tfd.Distribution:
-    """Uniform[0, 1]^dims as one distribution over vectors."""
-    return tfd.Independent(tfd.Uniform(low=tf.zeros([dims]), high=tf.ones([dims])), reinterpreted_batch_ndims=1)
-
-
-def build_autoregressive_mixture_cdf(
-    dims: int = 2,
-    num_components: int = 5,
-    hidden_units: Sequence[int] = (64, 64),
-    family: str = "gaussian",
-    network: tf.keras.layers.Layer | None = None,
-    conditioner: Callable[[tf.Tensor], tf.Tensor] | None = None,
-    loc_range: Sequence[float] = (-3.0, 3.0),
-    activation: str = "relu",
-) -> tfd.TransformedDistribution:
-    """A trainable autoregressive mixture-CDF flow over ``dims``-vectors with a Uniform[0, 1]^dims base.
-
-    In 2-D the conditioner is :class:`MixtureConditioner2D` (``network``, when given, maps
-    :math:`x_1` to :math:`\\theta_2`); in more dimensions a :class:`MADEMixtureConditioner`.  Pass
-    ``conditioner`` to use your own.  ``loc_range`` should cover the data (standardise it
-    otherwise).  Train it with :func:`flowlab.training.fit`.
-    """
-    dims = _check_dims(dims, 2)
-    if conditioner is None:
-        if dims == 2:
-            conditioner = MixtureConditioner2D(num_components, network, hidden_units, activation, loc_range)
-        else:
-            if network is not None:
-                raise ValueError("network= is the 2-D conditional network; in more dimensions pass conditioner=")
-            conditioner = MADEMixtureConditioner(dims, num_components, hidden_units, activation, loc_range)
-    elif network is not None:
-        raise ValueError("pass either network= or conditioner=, not both")
-    bijector = AutoregressiveMixtureCDF(conditioner, dims=dims, family=family)
-    return tfd.TransformedDistribution(uniform_base(dims), tfb.Invert(bijector), name="AutoregressiveMixtureCDF")

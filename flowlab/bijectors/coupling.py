@@ -263,7 +263,7 @@ class FunctionCoupling(CachedLogDet, tfb.Bijector):
     (``log_scale_bound=None``: ``conditioner`` itself, e.g. a shift for NICE).
 
     Put it in a chain in *data order* (``tfb.Chain([first, second, ...])``: a chain's inverse runs its
-    list from the start), as :class:`~flowlab.flows.multiscale.MultiScale` expects.
+    list from the start), as :class:`~flowlab.bijectors.multiscale.MultiScale` expects.
 
     Example::
 

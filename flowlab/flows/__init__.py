@@ -1,5 +1,6 @@
 """Flow builders: each returns a ``tfd.TransformedDistribution``, ready for ``model.fit``."""
 
+from flowlab.flows.autoregressive_cdf import build_autoregressive_mixture_cdf, uniform_base
 from flowlab.flows.base import stack
 from flowlab.flows.conditional import (
                                       ConditionalFlow,
@@ -29,6 +30,8 @@ __all__ = [
     "build_coupling_flow",
     "build_autoregressive",
     "build_ffjord",
+    "build_autoregressive_mixture_cdf",
+    "uniform_base",
     "build_multiscale_realnvp",
     "build_glow",
     "build_good_partition_flow",

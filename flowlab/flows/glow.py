@@ -43,11 +43,11 @@ import tensorflow_probability as tfp
 from flowlab.bijectors.actnorm import ActNorm
 from flowlab.bijectors.conv1x1 import InvertibleConv1x1
 from flowlab.bijectors.coupling import AffineCoupling
-from flowlab.bijectors.dequantize import Logit
+from flowlab.bijectors.logit import Logit
 from flowlab.bijectors.masks import channel_mask
+from flowlab.bijectors.multiscale import MultiScale, _shape
 from flowlab.bijectors.squeeze import Squeeze
 from flowlab.conditioners.resnet import ResNetConditioner
-from flowlab.flows.multiscale import MultiScale, _shape
 from flowlab.validation import integer
 
 __all__ = ["glow_step", "build_glow", "flowpp_coupling", "conv_weights"]

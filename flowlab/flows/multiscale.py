@@ -11,8 +11,10 @@ Read in the data-to-latent direction, for MNIST with two scales:
                factor out half: z2 = 7x7x4, 7x7x4 goes on
       final:   4 checkerboard couplings --> z3 = 7x7x4
 
-Every coupling is preceded by an :class:`~flowlab.bijectors.actnorm.ActNorm` (Glow's data-
-initialised normalisation, in place of RealNVP's batch norm) and conditioned by a zero-initialised
+The :class:`~flowlab.bijectors.multiscale.MultiScale` bijector (in :mod:`flowlab.bijectors.multiscale`)
+holds the levels; this module builds them.  Every coupling is preceded by an
+:class:`~flowlab.bijectors.actnorm.ActNorm` (Glow's data-initialised normalisation, in place of
+RealNVP's batch norm) and conditioned by a zero-initialised
 :class:`~flowlab.conditioners.resnet.ResNetConditioner`, so the untrained flow is the identity
 after the logit.  Factoring out sends half of the variables straight to the Gaussian base: the
 coarse scales spend their computation on fewer variables, and each latent scale holds structure
@@ -40,110 +42,17 @@ import tensorflow as tf
 import tensorflow_probability as tfp
 
 from flowlab.bijectors.actnorm import ActNorm
-from flowlab.bijectors.cached_log_det import CachedLogDet
 from flowlab.bijectors.coupling import AffineCoupling
-from flowlab.bijectors.dequantize import Logit
+from flowlab.bijectors.logit import Logit
 from flowlab.bijectors.masks import channel_mask, checkerboard
+from flowlab.bijectors.multiscale import MultiScale, _shape  # moved: MultiScale is a bijector
 from flowlab.bijectors.squeeze import Squeeze
 from flowlab.conditioners.resnet import ResNetConditioner
-from flowlab.validation import ArgumentError, integer, integers
+from flowlab.validation import integer
 
 __all__ = ["MultiScale", "build_multiscale_realnvp", "latents_by_scale", "bits_by_scale", "sample_images"]
 
 tfd, tfb = tfp.distributions, tfp.bijectors
-
-
-def _shape(shape: Any) -> tuple[int, int, int]:
-    """``(height, width, channels)`` as three positive ints (a ``tf.TensorShape`` or a sequence)."""
-    if isinstance(shape, tf.TensorShape):
-        shape = shape.as_list() if shape.rank is not None else None
-    dims = integers(shape, "image_shape") if shape is not None and not isinstance(shape, (str, bytes)) else ()
-    if len(dims) != 3:
-        raise ArgumentError(f"image_shape is (height, width, channels), got {shape!r}")
-    return dims  # type: ignore[return-value]
-
-
-class MultiScale(CachedLogDet, tfb.Bijector):
-    r"""Multi-scale architecture: ``levels`` with half the channels factored out after each, then ``final``.
-
-    In the generative (forward) direction each ``levels[k]`` maps ``(H/2, W/2, 4C)`` to ``(H, W, C)``
-    (it ends with an unsqueeze), ``final`` maps the coarsest variables to themselves.  The latent
-    ``z`` has the image's shape: the factored-out parts ``z_1, ..., z_K`` and ``final``'s latent,
-    flattened and concatenated in that order.  :meth:`split_latents` undoes the packing.
-    """
-
-    def __init__(self, image_shape: Sequence[int], levels: Sequence[tfb.Bijector], final: tfb.Bijector,
-                 validate_args: bool = False, name: str = "multiscale") -> None:
-        parameters = dict(locals())
-        self._image_shape = _shape(image_shape)
-        self._levels = list(levels)
-        self._final = final
-        shapes, h = [], self._image_shape
-        for k, level in enumerate(self._levels):
-            out = _shape(level.inverse_event_shape(h))
-            if out[2] % 2:
-                raise ValueError(f"level {k} gives {out[2]} channels, an odd number: cannot factor out half")
-            half = (out[0], out[1], out[2] // 2)
-            shapes.append(half)
-            h = half
-        shapes.append(_shape(final.inverse_event_shape(h)))
-        self._latent_shapes = shapes
-        if sum(int(np.prod(s)) for s in shapes) != int(np.prod(self._image_shape)):
-            raise ValueError(f"the latents {shapes} do not add up to the image {self._image_shape}")
-        super().__init__(forward_min_event_ndims=3, validate_args=validate_args, parameters=parameters, name=name)
-
-    @property
-    def latent_shapes(self) -> list[tuple[int, int, int]]:
-        """Shapes of the latents, finest scale first, ``final``'s last."""
-        return list(self._latent_shapes)
-
-    def _check(self, x: tf.Tensor) -> None:
-        if x.shape.rank is not None and (x.shape.rank < 3 or tuple(x.shape[-3:]) != self._image_shape):
-            raise ValueError(f"{self.name}: expected images of shape (..., {', '.join(map(str, self._image_shape))}), "
-                             f"got {tuple(x.shape)}")
-
-    def split_latents(self, z: tf.Tensor) -> list[tf.Tensor]:
-        """Unpack a latent of the image's shape into the per-scale latents."""
-        self._check(z)
-        batch = tf.shape(z)[:-3]
-        flat = tf.reshape(z, tf.concat([batch, [-1]], 0))
-        sizes = [int(np.prod(s)) for s in self._latent_shapes]
-        return [tf.reshape(part, tf.concat([batch, list(s)], 0))
-                for part, s in zip(tf.split(flat, sizes, axis=-1), self._latent_shapes)]
-
-    def _pack(self, parts: list[tf.Tensor], batch: tf.Tensor) -> tf.Tensor:
-        flat = tf.concat([tf.reshape(p, tf.concat([batch, [-1]], 0)) for p in parts], axis=-1)
-        return tf.reshape(flat, tf.concat([batch, list(self._image_shape)], 0))
-
-    def inverse_by_scale(self, x: tf.Tensor) -> tuple[list[tf.Tensor], list[tf.Tensor]]:
-        """Latents and log-dets (of the data-to-latent map) of each scale, finest first, ``final``'s last."""
-        self._check(x)
-        h, parts, log_dets = x, [], []
-        for level in self._levels:
-            out = level.inverse(h)
-            log_dets.append(level.inverse_log_det_jacobian(h, event_ndims=3))
-            z, h = tf.split(out, 2, axis=-1)
-            parts.append(z)
-        parts.append(self._final.inverse(h))
-        log_dets.append(self._final.inverse_log_det_jacobian(h, event_ndims=3))
-        return parts, log_dets
-
-    def _inverse(self, x: tf.Tensor) -> tf.Tensor:
-        parts, log_dets = self.inverse_by_scale(x)
-        self._cache.inverse_attributes(x)["ildj"] = tf.add_n(log_dets)
-        return self._pack(parts, tf.shape(x)[:-3])
-
-    def _forward(self, z: tf.Tensor) -> tf.Tensor:
-        parts = self.split_latents(z)
-        h = self._final.forward(parts[-1])
-        fldj = self._final.forward_log_det_jacobian(parts[-1], event_ndims=3)
-        for level, part in zip(reversed(self._levels), reversed(parts[:-1])):
-            joined = tf.concat([part, h], axis=-1)
-            h = level.forward(joined)
-            fldj += level.forward_log_det_jacobian(joined, event_ndims=3)
-        self._cache.forward_attributes(z)["ildj"] = -fldj
-        return h
-
 
 
 def _couplings(shape: tuple[int, int, int], count: int, kind: str, filters: int, blocks: int,

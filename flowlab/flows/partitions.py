@@ -30,11 +30,11 @@ import tensorflow_probability as tfp
 
 from flowlab.bijectors.actnorm import ActNorm
 from flowlab.bijectors.coupling import AffineCoupling
-from flowlab.bijectors.dequantize import Logit
+from flowlab.bijectors.logit import Logit
 from flowlab.bijectors.masks import channel_mask, checkerboard, validate_mask
+from flowlab.bijectors.multiscale import _shape
 from flowlab.bijectors.squeeze import Squeeze
 from flowlab.conditioners.resnet import ResNetConditioner
-from flowlab.flows.multiscale import _shape
 from flowlab.validation import integer
 
 __all__ = ["SQUEEZE", "UNSQUEEZE", "good_partition", "bad_partition", "half_mask", "build_partition_flow",
