@@ -24,6 +24,7 @@ import time
 from pathlib import Path
 
 import flowlab  # noqa: F401  (Keras 2 before TensorFlow)
+
 # isort: split
 import numpy as np
 import tensorflow as tf

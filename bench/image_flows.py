@@ -16,7 +16,7 @@ checkpoint still picked on validation; the JSON is rewritten after every epoch):
 
     nice -n 15 .venv/bin/python bench/image_flows.py --runs realnvp --cpu-seconds 3600 --log-test \
         --out bench/results/image_flows_cpu3600.json
-"""
+"""  # noqa: E501
 
 from __future__ import annotations
 
@@ -27,13 +27,18 @@ import resource
 import time
 
 import flowlab  # noqa: F401  (Keras 2)
+
+# isort: split
 import numpy as np
 import tensorflow as tf
 
 from flowlab.bijectors.actnorm import initialize_actnorm
 from flowlab.bijectors.dequantize import uniform_dequantize
-from flowlab.bijectors.variational_dequantization import (DequantizedDensityModel, VariationalDequantizer,
-                                                          variational_bound)
+from flowlab.bijectors.variational_dequantization import (
+    DequantizedDensityModel,
+    VariationalDequantizer,
+    variational_bound,
+)
 from flowlab.datasets.mnist import load_mnist_splits
 from flowlab.flows.glow import build_glow
 from flowlab.flows.multiscale import build_multiscale_realnvp, sample_images

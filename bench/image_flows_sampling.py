@@ -13,6 +13,8 @@ import json
 import time
 
 import flowlab  # noqa: F401
+
+# isort: split
 import numpy as np
 import tensorflow as tf
 
@@ -47,11 +49,11 @@ def main() -> None:
     for name, build in MODELS.items():
         flow = build()
         sample_images(flow, 64, temperature=0.7)  # build every layer
-        eager = timed(lambda: sample_images(flow, 64, temperature=0.7, seed=1))
+        eager = timed(lambda flow=flow: sample_images(flow, 64, temperature=0.7, seed=1))
         generate = tf.function(flow.bijector.forward)
         z = 0.7 * flow.distribution.sample(64, seed=2)
         generate(z)
-        compiled = timed(lambda: generate(tf.identity(z)).numpy())
+        compiled = timed(lambda generate=generate, z=z: generate(tf.identity(z)).numpy())
         rows.append({"model": name, "eager_wall_s": round(eager[0], 3), "eager_cpu_s": round(eager[1], 3),
                      "tf_function_wall_s": round(compiled[0], 3), "tf_function_cpu_s": round(compiled[1], 3),
                      "load_average": round(__import__("os").getloadavg()[0], 2)})

@@ -15,8 +15,9 @@ at the boundary, and stops with :class:`TrainingDiverged` when the loss turns Na
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 from contextlib import nullcontext
-from typing import Any, Iterable
+from typing import Any
 
 import numpy as np
 import tensorflow as tf
@@ -248,7 +249,8 @@ def _check_data(x: Any, event_shape: tuple[int, ...], what: str, dtype: tf.DType
     try:
         array = np.asarray(x)
     except ValueError as error:  # ragged nested lists
-        raise ValueError(f"{what} must be a numeric array of shape (n, {', '.join(map(str, event_shape))}): {error}")
+        raise ValueError(f"{what} must be a numeric array of shape (n, {', '.join(map(str, event_shape))}): "
+                         f"{error}") from error
     if array.dtype.kind not in "biuf":
         kind = {"U": "strings", "S": "bytes", "O": "Python objects", "c": "complex numbers"}.get(
             array.dtype.kind, f"dtype {array.dtype}")

@@ -62,7 +62,8 @@ from __future__ import annotations
 
 import collections
 import math
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import tensorflow as tf
 import tensorflow_probability as tfp

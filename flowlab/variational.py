@@ -30,11 +30,12 @@ free energy
     q = build_vi_flow("planar", dims=2, n_flows=8)
     model, history = fit_variational(q, energy_log_prob("U1"), steps=2000)
     kl = exact_kl(q, energy_log_prob("U1"), log_normalizer("U1"))
-"""
+"""  # noqa: E501
 
 from __future__ import annotations
 
-from typing import Any, Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any
 
 import numpy as np
 import tensorflow as tf
@@ -102,7 +103,7 @@ def sample_and_log_prob(q: tfd.Distribution, n: int, seed: Any = None) -> tuple[
 
 
 def negative_elbo(q: tfd.Distribution, target_log_prob: LogProb, n_samples: int) -> tf.Tensor:
-    """Monte-Carlo estimate of :math:`\\mathbb E_q[\\log q(z) - \\log\\tilde p(z)] = \\mathrm{KL}(q\\Vert p) - \\log Z`."""
+    """Monte-Carlo estimate of :math:`\\mathbb E_q[\\log q(z) - \\log\\tilde p(z)] = \\mathrm{KL}(q\\Vert p) - \\log Z`."""  # noqa: E501
     z, log_q = sample_and_log_prob(q, n_samples)
     return tf.reduce_mean(log_q - target_log_prob(z))
 
@@ -216,7 +217,7 @@ def _variable(rng: np.random.Generator, shape: Sequence[int], scale: float, name
 def _flow_layers(kind: str, dims: int, n_flows: int, rng: np.random.Generator) -> list[tfb.Bijector]:
     layers: list[tfb.Bijector] = []
     for k in range(n_flows):
-        def v(shape: Sequence[int], scale: float, name: str) -> tf.Variable:
+        def v(shape: Sequence[int], scale: float, name: str, k: int = k) -> tf.Variable:
             return _variable(rng, shape, scale, f"{name}_{k}")
 
         if kind == "planar":
@@ -312,7 +313,7 @@ class FlowVAE(tf.keras.Model):
     def _flows(self, params: tf.Tensor) -> list[tfb.Bijector]:
         d, flows = self.latent_dim, []
         if self.flow == "iaf":
-            for k, layer in enumerate(self.iaf_layers):
+            for _k, layer in enumerate(self.iaf_layers):
                 flows.append(tfb.Invert(layer))
                 flows.append(tfb.Permute(list(reversed(range(d)))))
             return flows

@@ -6,15 +6,13 @@ import math
 import numpy as np
 import pytest
 import tensorflow as tf
+from check_verdicts import fails, passes
 
-from flowlab.bijectors.conv1x1 import FunctionConv1x1, InvertibleConv1x1
 from flowlab.bijectors.actnorm import initialize_actnorm
+from flowlab.bijectors.conv1x1 import FunctionConv1x1, InvertibleConv1x1
 from flowlab.bijectors.variational_dequantization import DequantizedDensityModel, VariationalDequantizer
 from flowlab.checks import image_flows as check
 from flowlab.flows.glow import build_glow
-
-from check_verdicts import fails, passes
-
 
 # --- Exercise 1: conv1x1 -----------------------------------------------------------------------------
 
@@ -108,7 +106,8 @@ def lu_no_perm(p, lower, upper, log_s, sign_s):
 
 def lu_no_unit_diagonal(p, lower, upper, log_s, sign_s):
     l_mat = tf.linalg.band_part(lower, -1, 0) - tf.linalg.band_part(lower, 0, 0)
-    u_mat = tf.linalg.band_part(upper, 0, -1) - tf.linalg.band_part(upper, 0, 0) + tf.linalg.diag(sign_s * tf.exp(log_s))
+    u_mat = (tf.linalg.band_part(upper, 0, -1) - tf.linalg.band_part(upper, 0, 0)
+             + tf.linalg.diag(sign_s * tf.exp(log_s)))
     return p @ l_mat @ u_mat, tf.reduce_sum(log_s)
 
 

@@ -1,6 +1,8 @@
 """Glow builder and the partition builders: shapes, exact densities on small images, training helps."""
 
 import flowlab  # noqa: F401
+
+# isort: split
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -9,8 +11,13 @@ from flowlab.bijectors.actnorm import initialize_actnorm
 from flowlab.bijectors.conv1x1 import InvertibleConv1x1
 from flowlab.flows.glow import build_glow, conv_weights, glow_step
 from flowlab.flows.multiscale import bits_by_scale, sample_images
-from flowlab.flows.partitions import (bad_partition, build_bad_partition_flow, build_good_partition_flow,
-                                      good_partition, half_mask)
+from flowlab.flows.partitions import (
+    bad_partition,
+    build_bad_partition_flow,
+    build_good_partition_flow,
+    good_partition,
+    half_mask,
+)
 
 
 def _images(n, h=8, w=8, seed=0):

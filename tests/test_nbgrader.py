@@ -20,7 +20,7 @@ sys.path.insert(0, str(FIXTURES))
 import students  # noqa: E402
 from students import LAB, POINTS, SOLVED, WRONG  # noqa: E402
 
-from flowlab.labs import CourseConfig, SETUP_ID, stamp  # noqa: E402
+from flowlab.labs import SETUP_ID, CourseConfig, stamp  # noqa: E402
 
 nbgrader = pytest.importorskip("nbgrader")  # requirements.txt installs it; a bare install may not have it
 

@@ -3,13 +3,19 @@
 import math
 
 import flowlab  # noqa: F401
+
+# isort: split
 import numpy as np
 import pytest
 import tensorflow as tf
 import tensorflow_probability as tfp
 
-from flowlab.bijectors.variational_dequantization import (DequantizedDensityModel, VariationalDequantizer,
-                                                          bound_bits_per_dim, variational_bound)
+from flowlab.bijectors.variational_dequantization import (
+    DequantizedDensityModel,
+    VariationalDequantizer,
+    bound_bits_per_dim,
+    variational_bound,
+)
 from flowlab.training import negative_log_likelihood
 
 tfd, tfb = tfp.distributions, tfp.bijectors

@@ -40,7 +40,8 @@ Reference: D. P. Kingma, P. Dhariwal, "Glow: Generative flow with invertible 1x1
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 import scipy.linalg
@@ -70,11 +71,11 @@ def lu_parameters(weight: Any) -> dict[str, np.ndarray]:
     w = np.asarray(weight, dtype=np.float64)
     if w.ndim != 2 or w.shape[0] != w.shape[1]:
         raise ValueError(f"weight must be a square matrix, got shape {w.shape}")
-    p, l, u = scipy.linalg.lu(w)
+    p, lower, u = scipy.linalg.lu(w)
     s = np.diag(u)
     if np.any(s == 0):
         raise ValueError("weight is singular: it has no LU parameterisation with an invertible W")
-    return {"permutation": p, "lower": np.tril(l, -1), "upper": np.triu(u, 1), "sign_s": np.sign(s),
+    return {"permutation": p, "lower": np.tril(lower, -1), "upper": np.triu(u, 1), "sign_s": np.sign(s),
             "log_s": np.log(np.abs(s))}
 
 

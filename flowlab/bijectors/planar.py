@@ -45,7 +45,8 @@ section 4.1 and appendix A.1.
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import tensorflow as tf
 import tensorflow_probability as tfp
@@ -59,7 +60,7 @@ _MARGIN = 1e-4
 
 
 def constrain_planar_u(u: tf.Tensor, w: tf.Tensor) -> tf.Tensor:
-    """The invertible planar flow's :math:`\\hat u`: :math:`w^\\top\\hat u = -1 + \\operatorname{softplus}(w^\\top u)`."""
+    """The invertible planar flow's :math:`\\hat u`: :math:`w^\\top\\hat u = -1 + \\operatorname{softplus}(w^\\top u)`."""  # noqa: E501
     wu = tf.reduce_sum(w * u, axis=-1, keepdims=True)
     # softplus underflows to 0 for w·u < -88 (float32), and -1 + 1e-8 rounds to -1: keep a margin
     # so that 1 + w·û h' stays positive in any precision.

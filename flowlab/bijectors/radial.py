@@ -29,7 +29,7 @@ True
 
 Reference: D. J. Rezende, S. Mohamed, "Variational inference with normalizing flows", ICML 2015,
 section 4.1 and appendix A.2.
-"""
+"""  # noqa: E501
 
 from __future__ import annotations
 

@@ -41,7 +41,7 @@ True
 
 Reference: R. van den Berg, L. Hasenclever, J. M. Tomczak, M. Welling, "Sylvester normalizing flows
 for variational inference", UAI 2018, sections 3-4.
-"""
+"""  # noqa: E501
 
 from __future__ import annotations
 
@@ -82,7 +82,8 @@ class Sylvester(tfb.Bijector):
         with tf.name_scope(name) as name:
             dtype = dtype_util.common_dtype([r, r_tilde, b, *extra.values()], dtype_hint=tf.float32)
             if not dtype_util.is_floating(dtype):
-                raise TypeError(f"{type(self).__name__}: parameters must be floating point, got {dtype_util.name(dtype)}")
+                raise TypeError(f"{type(self).__name__}: parameters must be floating point, "
+                                f"got {dtype_util.name(dtype)}")
             self._r = tensor_util.convert_nonref_to_tensor(r, dtype=dtype, name="r")
             self._r_tilde = tensor_util.convert_nonref_to_tensor(r_tilde, dtype=dtype, name="r_tilde")
             self._b = tensor_util.convert_nonref_to_tensor(b, dtype=dtype, name="b")
@@ -115,7 +116,8 @@ class Sylvester(tfb.Bijector):
 
     def _finite(self, x: tf.Tensor) -> tf.Tensor:
         if self.validate_args:
-            x = tf.debugging.assert_all_finite(x, message=f"{type(self).__name__}: input contains NaN or infinite values")
+            x = tf.debugging.assert_all_finite(
+                x, message=f"{type(self).__name__}: input contains NaN or infinite values")
         return x
 
     def _preactivation(self, z: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor, tf.Tensor]:
@@ -201,7 +203,8 @@ class HouseholderSylvester(Sylvester):
         parameters = dict(locals())
         super().__init__(r, r_tilde, b, {"v": v}, constrain, validate_args, parameters, name)
         if self._v.shape.rank is None or self._v.shape.rank < 2 or int(self._v.shape[-1]) != self._m:
-            raise ValueError(f"HouseholderSylvester: v must have shape (..., H, {self._m}) (M = D), got {self._v.shape}")
+            raise ValueError(f"HouseholderSylvester: v must have shape (..., H, {self._m}) (M = D), "
+                             f"got {self._v.shape}")
 
     def q(self) -> tf.Tensor:
         v = tf.convert_to_tensor(self._v)

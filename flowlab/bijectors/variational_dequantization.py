@@ -45,12 +45,13 @@ True
 
 Reference: J. Ho, X. Chen, A. Srinivas, Y. Duan, P. Abbeel, "Flow++: Improving flow-based generative
 models with variational dequantization and architecture design" (2019).
-"""
+"""  # noqa: E501
 
 from __future__ import annotations
 
 import math
-from typing import Any, Callable, Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import numpy as np
 import tensorflow as tf

@@ -41,7 +41,8 @@ tfd, tfb = tfp.distributions, tfp.bijectors
 # Points the checks evaluate functions at, fixed so that verdicts never depend on a random draw.
 _X2 = np.array([[0.3, -1.2], [1.5, 0.4], [-2.0, 2.5], [0.0, 0.0], [-0.7, -0.1]], dtype=np.float32)
 _X4 = np.array([[0.3, -1.2, 0.8, 2.0], [1.5, 0.4, -0.6, -1.1], [-2.0, 2.5, 0.1, 0.9]], dtype=np.float32)
-_MASKS = (np.array([1.0, 0.0], np.float32), np.array([0.0, 1.0], np.float32), np.array([1.0, 0.0, 1.0, 0.0], np.float32))
+_MASKS = (np.array([1.0, 0.0], np.float32), np.array([0.0, 1.0], np.float32),
+          np.array([1.0, 0.0, 1.0, 0.0], np.float32))
 # Limits on the trained flows' test NLL (nats per point), set from the notebook's fast mode over seeds 0-2
 # (bench/check_margins_beyond_affine.py; bench/check_margins.md, "Lab 06"): each sits between the correct
 # answers' worst seed and what a flow that did not learn scores (the untrained flow is the base: 2.49
@@ -188,7 +189,8 @@ def spline_parameters(fn: Any) -> None:
                     "spline_parameters should return three tensors: (widths, heights, slopes)")
             widths, heights, slopes = (to_numpy(v, what) for v, what in zip(out, ("widths", "heights", "slopes")))
             batch = raw.shape[:-1]
-            for value, what, size in ((widths, "widths", bins), (heights, "heights", bins), (slopes, "slopes", bins - 1)):
+            for value, what, size in ((widths, "widths", bins), (heights, "heights", bins),
+                                      (slopes, "slopes", bins - 1)):
                 require(value.shape == (*batch, size), f"the {what} have shape {value.shape} for raw parameters of "
                         f"shape {raw.shape}; expected {(*batch, size)} (the raw vector's 3K - 1 = 17 values split as "
                         "K widths, K heights, K - 1 slopes)")
@@ -233,7 +235,7 @@ def _values(fn: Callable, what: str, *args: Any) -> np.ndarray:
 
 @check("a transformer for the generic coupling: affine, bounded log-scale")
 def transformer(fn: Any, params_per_dim: Any) -> None:
-    """``fn(params) -> elementwise bijector``: monotone, affine in z, the identity at 0, exact log-det, bounded scale."""
+    """``fn(params) -> elementwise bijector``: monotone, affine in z, the identity at 0, exact log-det, bounded scale."""  # noqa: E501
     need_function(fn, "affine_transformer")
     need(params_per_dim, "AFFINE_PARAMS")
     count = to_numpy(params_per_dim, "AFFINE_PARAMS")
@@ -246,7 +248,8 @@ def transformer(fn: Any, params_per_dim: Any) -> None:
     with student_code("forward_min_event_ndims of the transformer's bijector"):
         ndims = zero.forward_min_event_ndims
     flat = tf.nest.flatten(ndims)
-    require(len(flat) == 1 and isinstance(flat[0], (int, np.integer)) and int(flat[0]) == 0, "the transformer must return an elementwise bijector "
+    require(len(flat) == 1 and isinstance(flat[0], (int, np.integer)) and int(flat[0]) == 0,
+            "the transformer must return an elementwise bijector "
             f"(forward_min_event_ndims 0, like tfb.Shift and tfb.Scale); got {printable(ndims)}")
     require(_close(_values(zero.forward, "bijector.forward(z)", tf.constant(z)), z, atol=1e-5),
             "with all parameters 0 the transformer must be the identity (shift 0, log-scale 0 means scale 1): "

@@ -12,11 +12,13 @@ Thresholds on the trained models are measured in fast mode over seeds: ``bench/c
 from __future__ import annotations
 
 import math
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 
 from flowlab.checks.core import CheckFailed, check, need, need_function, require, student_code
+
 # The graph runner, the NumPy-warning guard and the stub detector are lab 04's: same stack, same rules.
 from flowlab.checks.mnist import _calm, _in_graph, _numbers, _quiet_tf, until_written
 
@@ -167,7 +169,8 @@ def lu_weight(fn: Callable) -> None:
         w_moved = _numbers(_pair(out_moved, "lu_weight(...)", "(weight, log_abs_det)")[0], "weight from lu_weight")
         if w_moved.shape == w.shape and not np.allclose(w_moved, w, atol=1e-5):
             raise CheckFailed("lower and upper are full matrices: keep only their strict triangles "
-                              "(tf.linalg.band_part, or multiply by a triangular mask of ones), so W is P L (U + diag s) "
+                              "(tf.linalg.band_part, or multiply by a triangular mask of ones), "
+                              "so W is P L (U + diag s) "
                               "whatever the entries on and beyond the diagonal hold")
         if np.allclose(w, lower_full @ upper_plain, atol=1e-4):
             raise CheckFailed("the permutation is missing: W = P @ L @ (U + diag(s))")
@@ -181,7 +184,8 @@ def lu_weight(fn: Callable) -> None:
                        atol=1e-4):
             raise CheckFailed("the diagonal is s = sign_s * exp(log_s), not log_s itself")
         require(bool(np.allclose(w, expected, atol=1e-4)),
-                "weight is wrong: W = P @ (strict_lower(lower) + I) @ (strict_upper(upper) + diag(sign_s * exp(log_s)))")
+                "weight is wrong: W = P @ (strict_lower(lower) + I) @ "
+                "(strict_upper(upper) + diag(sign_s * exp(log_s)))")
         require(log_abs.size == 1, f"log_abs_det should be one number, got shape {log_abs.shape}")
         value = float(log_abs.reshape(()))
         if np.isclose(value, float(np.sum(np.exp(p["log_s"]))), atol=1e-4):
@@ -272,7 +276,8 @@ def dequantization_bound(fn: Callable) -> None:
     if np.allclose(got, _bound_reference(x, u, log_q, divisor=255.0), atol=1e-2):
         raise CheckFailed("divide by 256, the number of pixel values: each x owns the bin [x, x + 1) / 256")
     y_wrong = x.astype(np.float64) / 256.0 + u
-    if np.allclose(got, -40.0 * np.sum((y_wrong - 0.3) ** 2, axis=(1, 2, 3)) - 784 * math.log(256.0) - log_q, atol=1e-2):
+    if np.allclose(got, -40.0 * np.sum((y_wrong - 0.3) ** 2, axis=(1, 2, 3)) - 784 * math.log(256.0) - log_q,
+                   atol=1e-2):
         raise CheckFailed("rescale the noise with the pixels: y = (x + u) / 256, not x / 256 + u")
     bits = -expected / (784 * math.log(2.0))
     if np.allclose(got, bits, atol=1e-3) or np.allclose(got, -bits, atol=1e-3):
@@ -319,7 +324,8 @@ def trained_glow(flow: Any, y_test: Any) -> None:
     convs = _conv_layers(flow)
     require(len(convs) > 0, "the flow holds no 1x1 convolution: build it with build_glow(conv1x1=your_conv)")
     require(all(isinstance(c, FunctionConv1x1) and c.lu_decomposed for c in convs),
-            "the flow's 1x1 convolutions are not built from your conv1x1 and lu_weight (FunctionConv1x1 with lu_weight)")
+            "the flow's 1x1 convolutions are not built from your conv1x1 and lu_weight "
+            "(FunctionConv1x1 with lu_weight)")
     rng = np.random.default_rng(0)
     for conv in convs[:3] + convs[-1:]:
         x = tf.constant(rng.standard_normal((2, 3, 2, conv.channels)).astype(np.float32))
@@ -357,8 +363,11 @@ def trained_glow(flow: Any, y_test: Any) -> None:
 def variational_dequantization(model: Any, test_images: Any) -> None:
     """The model trains with the student's bound, its q is a learned dequantizer, and its test bits/dim
     (from the library's bound, with the model's own q) is below the threshold measured in fast mode."""
-    from flowlab.bijectors.variational_dequantization import (DequantizedDensityModel, VariationalDequantizer,
-                                                              variational_bound)
+    from flowlab.bijectors.variational_dequantization import (
+        DequantizedDensityModel,
+        VariationalDequantizer,
+        variational_bound,
+    )
 
     tf = _tf()
     need(model, "vardeq_model", DequantizedDensityModel)

@@ -133,6 +133,7 @@ def load_mnist_dir(directory: Path | str, part: str = "test") -> tuple[np.ndarra
 
 def _download(cache_dir: Path | str | None) -> tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]:
     import flowlab  # noqa: F401  (Keras 2 before tf.keras is touched)
+    # isort: split
     import tensorflow as tf
 
     kwargs: dict[str, Any] = {}

@@ -19,7 +19,7 @@ Example::
 
     flow = build_ffjord(2, hidden_units=(64, 64))               # Hutchinson trace: for training
     exact = build_ffjord(2, velocity=flow_velocity(flow), trace="exact")   # same network, exact log-density
-"""
+"""  # noqa: E501
 
 from __future__ import annotations
 
