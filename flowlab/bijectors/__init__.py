@@ -17,7 +17,7 @@ from flowlab.bijectors.autoregressive_cdf import AutoregressiveMixtureCDF
 from flowlab.bijectors.conv1x1 import InvertibleConv1x1
 from flowlab.bijectors.coupling import AdditiveCoupling, AffineCoupling, Coupling
 from flowlab.bijectors.dequantize import dequantized_dataset, uniform_dequantize
-from flowlab.bijectors.logit import FunctionLogit, Logit
+from flowlab.bijectors.logit import Logit
 from flowlab.bijectors.logit_mixture_cdf import LogitMixtureCDF
 from flowlab.bijectors.masks import alternating_mask, channel_mask, checkerboard
 from flowlab.bijectors.mixture_cdf import MixtureCDF
@@ -49,7 +49,6 @@ __all__ = [
     "Coupling",
     "AutoregressiveMixtureCDF",
     "InvertibleConv1x1",
-    "FunctionLogit",
     "Logit",
     "LogitMixtureCDF",
     "MADEMixtureConditioner",
