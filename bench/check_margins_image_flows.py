@@ -29,7 +29,7 @@ from flowlab.bijectors.variational_dequantization import variational_bound
 _b = [variational_bound(glow_v, dequantizer, tf.constant(test_images[i:i + 250].astype(np.float32)), seed=[i, 1]).numpy()
       for i in range(0, len(test_images), 250)]
 checked_variational = float(np.mean(-np.concatenate(_b) / (784 * math.log(2.0))))
-"""
+"""  # noqa: E501 - a notebook cell's source, kept as the lab writes it
 
 
 def run(seed: int, notebook: str) -> dict:

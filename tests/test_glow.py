@@ -90,7 +90,7 @@ def test_glow_with_a_custom_conv_factory():
 def test_glow_bad_arguments():
     with pytest.raises(ValueError, match="divisible by 4"):
         build_glow((6, 6, 1), scales=2)
-    with pytest.raises(ValueError, match="steps must be an integer"):
+    with pytest.raises(ValueError, match="steps must be a positive integer"):
         build_glow((8, 8, 1), steps=0)
     with pytest.raises(ValueError, match="at least 2 channels"):
         glow_step((4, 4, 1))

@@ -95,7 +95,7 @@ for pid in os.listdir("/proc"):
             seen.append(f"read /proc/{{pid}}/{{name}}")
         except OSError:
             pass
-print("processes seen:", len([p for p in os.listdir("/proc") if p.isdigit()]))'''
+print("processes seen:", len([p for p in os.listdir("/proc") if p.isdigit()]))'''  # noqa: E501 - a student's cell, as written
 EDIT_CHECKS = '''\
 import tinylab_checks
 mean = 42.0

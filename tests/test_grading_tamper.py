@@ -48,7 +48,7 @@ class Rewrite:
         return self.stream.write(text.replace(chr(0x2718), chr(0x2714)).split(":")[0] + "\\n" if chr(0x2718) in text else text)
     def flush(self):
         self.stream.flush()
-sys.stdout = Rewrite(sys.stdout)'''
+sys.stdout = Rewrite(sys.stdout)'''  # noqa: E501 - a student's cell, as written
 ALWAYS_EQUAL = '''\
 class Yes:
     def __eq__(self, other):

@@ -49,7 +49,8 @@ C. Durkan, A. Bekasov, I. Murray, G. Papamakarios, "Neural spline flows" (2019);
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 import tensorflow as tf
