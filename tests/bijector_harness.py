@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 import tensorflow as tf
 
-__all__ = ["assert_bijective", "fresh", "randomise", "autodiff_log_det"]
+__all__ = ["assert_bijective", "fresh", "randomise", "autodiff_log_det", "TRANSFORMERS"]
 
 
 def fresh(value: Any) -> tf.Tensor:
@@ -136,3 +136,34 @@ def assert_bijective(bijector: Any, x: Any, event_ndims: int, *, y: Any = None, 
         for name, grad in zip(["x", *(v.name for v in variables)], grads):
             if grad is not None:
                 assert np.all(np.isfinite(tf.convert_to_tensor(grad).numpy())), f"non-finite gradient for {name}"
+
+
+def _softplus_scale(params: tf.Tensor) -> Any:
+    """A transformer written as a plain function: z * softplus(a) + b."""
+    import tensorflow_probability as tfp
+
+    tfb = tfp.bijectors
+    return tfb.Chain([tfb.Shift(params[..., 0]), tfb.Scale(tf.math.softplus(params[..., 1]) + 1e-3)])
+
+
+def _transformers() -> dict[str, Any]:
+    from flowlab.transformers import (
+        AdditiveTransformer,
+        AffineTransformer,
+        FunctionTransformer,
+        MixtureCDFTransformer,
+        SplineTransformer,
+    )
+
+    return {
+        "additive": AdditiveTransformer(),
+        "affine": AffineTransformer(log_scale_bound=3.0),
+        "affine_unbounded": AffineTransformer(log_scale_bound=None),
+        "spline": SplineTransformer(bins=5, bound=3.0),
+        "mixture_cdf": MixtureCDFTransformer(components=3),
+        "function": FunctionTransformer(_softplus_scale, params_per_dim=2),
+    }
+
+
+# One of each flowlab transformer: the cases test_transformers and test_bijectors loop over.
+TRANSFORMERS = _transformers()

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 import tensorflow_probability as tfp
-from bijector_harness import assert_bijective, randomise
+from bijector_harness import TRANSFORMERS, assert_bijective, randomise
 
 import flowlab.bijectors as fb
 from flowlab.conditioners.mlp import MLPConditioner
@@ -23,10 +23,6 @@ from flowlab.conditioners.resnet import ResNetConditioner
 from flowlab.flows import build_glow
 from flowlab.flows.multiscale import MultiScale
 from flowlab.transformers import (
-    AdditiveTransformer,
-    AffineTransformer,
-    FunctionTransformer,
-    MixtureCDFTransformer,
     SplineTransformer,
     Transformer,
 )
@@ -198,20 +194,6 @@ def glow():
 
 # --- transformers: the elementwise bijectors of couplings and autoregressive layers ------------------
 
-def _softplus_scale(params):
-    """A transformer written as a plain function: z * softplus(a) + b."""
-    return tfp.bijectors.Chain([tfp.bijectors.Shift(params[..., 0]),
-                                tfp.bijectors.Scale(tf.math.softplus(params[..., 1]) + 1e-3)])
-
-
-TRANSFORMERS = {
-    "additive": AdditiveTransformer(),
-    "affine": AffineTransformer(log_scale_bound=3.0),
-    "affine_unbounded": AffineTransformer(log_scale_bound=None),
-    "spline": SplineTransformer(bins=5, bound=3.0),
-    "mixture_cdf": MixtureCDFTransformer(components=3),
-    "function": FunctionTransformer(_softplus_scale, params_per_dim=2),
-}
 
 
 def _transformer_case(name: str, transformer: Transformer) -> None:

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 import tensorflow_probability as tfp
-from bijector_harness import randomise
+from bijector_harness import TRANSFORMERS, randomise
 
 import flowlab  # noqa: F401  (Keras 2 first)
 from flowlab.bijectors.coupling import Coupling
@@ -13,7 +13,6 @@ from flowlab.bijectors.masks import alternating_mask
 from flowlab.conditioners import MLPConditioner
 from flowlab.flows import autoregressive_layer
 from flowlab.transformers import (
-    AdditiveTransformer,
     AffineTransformer,
     FunctionTransformer,
     MixtureCDFTransformer,
@@ -25,19 +24,6 @@ from flowlab.transformers import (
 tfd, tfb = tfp.distributions, tfp.bijectors
 
 
-def _softplus_scale(params):
-    """A transformer written as a plain function: z * softplus(a) + b."""
-    return tfb.Chain([tfb.Shift(params[..., 0]), tfb.Scale(tf.math.softplus(params[..., 1]) + 1e-3)])
-
-
-TRANSFORMERS = {
-    "additive": AdditiveTransformer(),
-    "affine": AffineTransformer(log_scale_bound=3.0),
-    "affine_unbounded": AffineTransformer(log_scale_bound=None),
-    "spline": SplineTransformer(bins=5, bound=3.0),
-    "mixture_cdf": MixtureCDFTransformer(components=3),
-    "function": FunctionTransformer(_softplus_scale, params_per_dim=2),
-}
 NAMES = sorted(TRANSFORMERS)
 
 
