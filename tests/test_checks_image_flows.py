@@ -205,36 +205,55 @@ def _glow(lu_weight=lu_band, conv=conv_einsum):
     return flow, y
 
 
-def test_trained_glow_passes_with_right_functions(capsys, monkeypatch):
+@pytest.fixture
+def lab_data(monkeypatch):
+    """``use(y=..., images=...)``: the checks measure on these as if they were the lab's test digits
+    (synthetic here; the real providers are tested on their own below)."""
+    def use(y=None, images=None):
+        if y is not None:
+            monkeypatch.setattr(check, "lab_y_test", lambda: np.asarray(y, np.float64))
+        if images is not None:
+            monkeypatch.setattr(check, "lab_test_images", lambda: np.asarray(images, np.float64))
+    return use
+
+
+def test_trained_glow_passes_with_right_functions(capsys, monkeypatch, lab_data):
     monkeypatch.setattr(check, "GLOW_BPD_THRESHOLD", 9.0)  # untrained: the structure is what is tested here
     flow, y = _glow()
+    lab_data(y=y)
     passes(capsys, check.trained_glow, flow, y)
     flow, y = _glow(lu_weight=lu_masks, conv=conv_matvec)
+    lab_data(y=y)
     passes(capsys, check.trained_glow, flow, y)
 
 
-def test_trained_glow_threshold_fails_an_untrained_flow(capsys):
+def test_trained_glow_threshold_fails_an_untrained_flow(capsys, lab_data):
     flow, y = _glow()
+    lab_data(y=y)
     fails(capsys, check.trained_glow, flow, y, hint="bits/dim")
 
 
-def test_trained_glow_sees_a_lying_log_det(capsys, monkeypatch):
+def test_trained_glow_sees_a_lying_log_det(capsys, monkeypatch, lab_data):
     monkeypatch.setattr(check, "GLOW_BPD_THRESHOLD", 9.0)
     flow, y = _glow(lu_weight=lambda *a: (lu_band(*a)[0], 2.0 * lu_band(*a)[1]))
+    lab_data(y=y)
     fails(capsys, check.trained_glow, flow, y, hint="H * W * log|det W|")
 
 
-def test_trained_glow_needs_your_convolutions(capsys):
+def test_trained_glow_needs_your_convolutions(capsys, lab_data):
     flow = build_glow((28, 28, 1), steps=1, final_steps=1, filters=4)
-    fails(capsys, check.trained_glow, flow, _images(4).astype(np.float32) / 256.0, hint="not built from your conv1x1")
+    y = _images(4).astype(np.float32) / 256.0
+    lab_data(y=y)
+    fails(capsys, check.trained_glow, flow, y, hint="not built from your conv1x1")
     fails(capsys, check.trained_glow, ..., np.zeros((1, 28, 28, 1)), hint="placeholder")
 
 
-def test_variational_check(capsys, monkeypatch):
+def test_variational_check(capsys, monkeypatch, lab_data):
     flow, _ = _glow()
     q = VariationalDequantizer((28, 28, 1), couplings=1, filters=4)
     model = DequantizedDensityModel(flow, q, bound=bound_ref)
     x = _images(16).astype(np.float32)
+    lab_data(images=x)
     fails(capsys, check.variational_dequantization, model, x, hint="bits/dim")  # untrained
     monkeypatch.setattr(check, "VARIATIONAL_BPD_THRESHOLD", 9.0)
     passes(capsys, check.variational_dequantization, model, x)
@@ -243,3 +262,30 @@ def test_variational_check(capsys, monkeypatch):
     uniform = DequantizedDensityModel(flow, None)  # uniform noise: the library bound with log q = 0
     fails(capsys, check.variational_dequantization, uniform, x, hint="VariationalDequantizer")
     fails(capsys, check.variational_dequantization, ..., x, hint="placeholder")
+
+
+def test_trained_checks_measure_on_the_labs_test_digits(capsys, monkeypatch, lab_data):
+    """Glow on its easiest digits, or on digits changed; the bound on a subset of test_images: all fail."""
+    monkeypatch.setattr(check, "GLOW_BPD_THRESHOLD", 9.0)
+    flow, y = _glow()
+    lab_data(y=y)
+    easiest = y[np.argsort(-flow.log_prob(y).numpy())[:8]]
+    fails(capsys, check.trained_glow, flow, easiest, hint="not the lab's test set")
+    fails(capsys, check.trained_glow, flow, np.clip(y * 1.01, 0, 1), hint="not the lab's test set")
+    q = VariationalDequantizer((28, 28, 1), couplings=1, filters=4)
+    x = _images(16).astype(np.float32)
+    lab_data(images=x)
+    fails(capsys, check.variational_dequantization, DequantizedDensityModel(flow, q, bound=bound_ref), x[:4],
+          hint="not the lab's test set")
+
+
+def test_the_labs_test_digits_are_the_data_cells():
+    """The providers rebuild the data cell's test_images and y_test (fast sizes, dequantized with [3, 4])."""
+    from flowlab.bijectors.dequantize import uniform_dequantize
+    from flowlab.datasets.mnist import load_mnist_splits
+
+    images = load_mnist_splits(400, 200, 200, seed=0)[2]
+    got_images, got_y = check._lab_test_data(True)
+    assert got_images.shape == (200, 28, 28, 1) and np.array_equal(got_images, images)
+    assert np.array_equal(got_y, uniform_dequantize(images, seed=[3, 4]).numpy().astype(np.float64))
+    assert not got_images.flags.writeable and not got_y.flags.writeable

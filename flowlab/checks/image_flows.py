@@ -11,6 +11,7 @@ Thresholds on the trained models are measured in fast mode over seeds: ``bench/c
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable
 from typing import Any
@@ -20,6 +21,7 @@ import numpy as np
 from flowlab.checks.core import CheckFailed, check, need, need_function, require, student_code
 
 # The graph runner, the NumPy-warning guard and the stub detector are lab 04's: same stack, same rules.
+from flowlab.checks.held_out import held_out
 from flowlab.checks.mnist import _calm, _in_graph, _numbers, _quiet_tf, until_written
 
 __all__ = [
@@ -39,6 +41,32 @@ __all__ = [
 GLOW_BPD_THRESHOLD = 5.8
 VARIATIONAL_BPD_THRESHOLD = 5.8
 _LOG_DET_TOLERANCE = 1e-2  # nats, relative to max(1, |log det|)
+
+
+def lab_test_images() -> np.ndarray:
+    """The lab's ``test_images`` (the integer test digits of its split) for the current mode."""
+    import flowlab
+
+    return _lab_test_data(bool(flowlab.FAST))[0]
+
+
+def lab_y_test() -> np.ndarray:
+    """The lab's ``y_test``: its test digits dequantized with the data cell's seed, for the current mode."""
+    import flowlab
+
+    return _lab_test_data(bool(flowlab.FAST))[1]
+
+
+@functools.cache
+def _lab_test_data(fast: bool) -> tuple[np.ndarray, np.ndarray]:
+    from flowlab.bijectors.dequantize import uniform_dequantize
+    from flowlab.datasets.mnist import load_mnist_splits
+
+    images = load_mnist_splits(*((400, 200, 200) if fast else (8000, 1000, 1000)), seed=0)[2]
+    arrays = (np.asarray(images, np.float64), uniform_dequantize(images, seed=[3, 4]).numpy().astype(np.float64))
+    for array in arrays:
+        array.setflags(write=False)
+    return arrays
 
 
 def _tf():
@@ -319,7 +347,7 @@ def trained_glow(flow: Any, y_test: Any) -> None:
 
     tf = _tf()
     need(flow, "flow", tfp.distributions.Distribution)
-    y = _numbers(y_test, "y_test").astype(np.float32)
+    y = held_out(_numbers(y_test, "y_test"), "y_test", lambda: lab_y_test(), atol=1e-5).astype(np.float32)
     require(y.ndim == 4 and y.shape[1:] == (28, 28, 1), f"y_test should be images (n, 28, 28, 1), got {y.shape}")
     convs = _conv_layers(flow)
     require(len(convs) > 0, "the flow holds no 1x1 convolution: build it with build_glow(conv1x1=your_conv)")
@@ -373,7 +401,7 @@ def variational_dequantization(model: Any, test_images: Any) -> None:
     need(model, "vardeq_model", DequantizedDensityModel)
     require(isinstance(model.dequantizer, VariationalDequantizer),
             "the model's dequantizer should be a VariationalDequantizer (uniform noise would not be variational)")
-    x = _numbers(test_images, "test_images").astype(np.float32)
+    x = held_out(_numbers(test_images, "test_images"), "test_images", lambda: lab_test_images()).astype(np.float32)
     require(x.ndim == 4 and x.shape[1:] == (28, 28, 1) and bool(np.all(x == np.round(x))),
             "test_images should be the integer test images, shape (n, 28, 28, 1)")
     with student_code("the model (your dequantization_bound)"):
