@@ -24,19 +24,16 @@ from __future__ import annotations
 import math
 from typing import Any
 
-import numpy as np
 import tensorflow as tf
+
+from flowlab.validation import integer
 
 __all__ = ["bits_per_dim", "BitsPerDim"]
 
 
 def _check(num_dims: Any, num_levels: Any) -> tuple[int, int]:
-    if not isinstance(num_dims, (int, np.integer)) or isinstance(num_dims, bool) or num_dims < 1:
-        raise ValueError(f"num_dims must be a positive integer (values per example), got {num_dims!r}")
-    if not isinstance(num_levels, (int, np.integer)) or isinstance(num_levels, bool) or num_levels < 1:
-        raise ValueError(f"num_levels must be a positive integer (1: the density is already in pixel space), "
-                         f"got {num_levels!r}")
-    return int(num_dims), int(num_levels)
+    return (integer(num_dims, "num_dims", why="values per example"),
+            integer(num_levels, "num_levels", why="1: the density is already in pixel space"))
 
 
 def bits_per_dim(log_prob: Any, num_dims: int, num_levels: int = 256) -> tf.Tensor:

@@ -68,6 +68,8 @@ from typing import Any
 import tensorflow as tf
 import tensorflow_probability as tfp
 
+from flowlab.validation import integer
+
 __all__ = [
     "Transformer",
     "AdditiveTransformer",
@@ -224,8 +226,7 @@ class SplineTransformer(Transformer):
     """
 
     def __init__(self, bins: int = 8, bound: float = 4.0) -> None:
-        if not isinstance(bins, int) or isinstance(bins, bool) or bins < 2:
-            raise ValueError(f"bins must be an integer of at least 2, got {bins!r}")
+        bins = integer(bins, "bins", minimum=2)
         if not bound > 0:
             raise ValueError(f"bound must be positive, got {bound!r}")
         self.bins, self.bound = bins, float(bound)
@@ -258,8 +259,7 @@ class MixtureCDFTransformer(Transformer):
 
     def __init__(self, components: int = 4, log_scale_bound: float | None = 3.0,
                  min_log_scale: float = -7.0) -> None:
-        if not isinstance(components, int) or isinstance(components, bool) or components < 1:
-            raise ValueError(f"components must be a positive integer, got {components!r}")
+        components = integer(components, "components")
         self.components = components
         self.affine = AffineTransformer(log_scale_bound)
         self.min_log_scale = float(min_log_scale)
@@ -290,8 +290,7 @@ class FunctionTransformer(Transformer):
     def __init__(self, fn: Callable[[tf.Tensor], tfb.Bijector], params_per_dim: int, name: str | None = None) -> None:
         if not callable(fn):
             raise TypeError(f"a transformer needs a function params -> bijector, got {type(fn).__name__}")
-        if not isinstance(params_per_dim, int) or isinstance(params_per_dim, bool) or params_per_dim < 1:
-            raise ValueError(f"params_per_dim must be a positive integer, got {params_per_dim!r}")
+        params_per_dim = integer(params_per_dim, "params_per_dim")
         self.fn, self.params_per_dim = fn, params_per_dim
         self.name = name or getattr(fn, "__name__", "function")
 

@@ -45,6 +45,7 @@ from flowlab import training
 from flowlab.bijectors.planar import Planar
 from flowlab.bijectors.radial import Radial
 from flowlab.bijectors.sylvester import HouseholderSylvester, OrthogonalSylvester, TriangularSylvester
+from flowlab.validation import integer
 
 __all__ = [
     "FLOW_TYPES",
@@ -132,15 +133,11 @@ class ReverseKL(tf.keras.Model):
             raise TypeError(f"ReverseKL needs a TFP distribution q, got {type(q).__name__}")
         if not callable(target_log_prob):
             raise TypeError(f"target_log_prob must be a function z -> log p~(z), got {type(target_log_prob).__name__}")
-        if int(n_samples) < 1:
-            raise ValueError(f"n_samples must be at least 1, got {n_samples}")
-        if int(annealing_steps) < 0:
-            raise ValueError(f"annealing_steps must be >= 0, got {annealing_steps}")
+        self.n_samples = integer(n_samples, "n_samples")
+        self.annealing_steps = integer(annealing_steps, "annealing_steps", minimum=0)
         self.q = q
         self.target_log_prob = target_log_prob
-        self.n_samples = int(n_samples)
         self.estimator = estimator or negative_elbo
-        self.annealing_steps = int(annealing_steps)
 
     def _beta(self) -> tf.Tensor:
         if not self.annealing_steps or self.optimizer is None:
@@ -180,14 +177,13 @@ def fit_variational(
     ``tf.distribute`` strategy, build ``q`` inside ``strategy.scope()`` and pass ``strategy``.
     Training stops with :class:`flowlab.training.TrainingDiverged` if the loss turns NaN.
     """
-    if int(steps) < 1:
-        raise ValueError(f"steps must be at least 1, got {steps}")
+    steps = integer(steps, "steps")
     scope = strategy.scope() if strategy is not None else _null()
     with scope:
         model = ReverseKL(q, target_log_prob, n_samples, estimator, annealing_steps, name="reverse_kl")
         model.compile(optimizer=tf.keras.optimizers.Adam(learning_rate, global_clipnorm=global_clipnorm),
                       loss=free_energy)
-    dummy = np.zeros((int(steps), 1), np.float32)  # only its length matters: one step per row
+    dummy = np.zeros((steps, 1), np.float32)  # only its length matters: one step per row
     return training.fit(model, dummy, epochs=epochs, batch_size=1, callbacks=callbacks, verbose=verbose,
                         shuffle=False, strategy=strategy)
 
@@ -247,8 +243,7 @@ def build_vi_flow(kind: str, dims: int = 2, n_flows: int = 8, hidden_units: Sequ
     (seeded by :func:`flowlab.seed`) unless ``seed`` is given.  ``"iaf"`` is
     :func:`flowlab.flows.build_iaf` (inverted MADE layers with reversals), which samples in one pass.
     """
-    if int(dims) < 1 or int(n_flows) < 1:
-        raise ValueError(f"dims and n_flows must be positive, got dims={dims}, n_flows={n_flows}")
+    dims, n_flows = integer(dims, "dims"), integer(n_flows, "n_flows")
     if kind == "iaf":
         from flowlab.flows import build_iaf
 

@@ -96,7 +96,7 @@ def test_trains_with_keras_fit_and_beats_its_start():
     "make, error, words",
     [
         (lambda: build_autoregressive_mixture_cdf(2, num_components=0), ValueError, "at least one component"),
-        (lambda: build_autoregressive_mixture_cdf(1), ValueError, "dims must be an integer >= 2"),
+        (lambda: build_autoregressive_mixture_cdf(1), ValueError, "dims must be an integer of at least 2, got 1"),
         (lambda: build_autoregressive_mixture_cdf(2, loc_range=(1, -1)), ValueError, "low < high"),
         (lambda: build_autoregressive_mixture_cdf(3, network=tf.keras.layers.Dense(9)), ValueError, "conditioner="),
         (lambda: AutoregressiveMixtureCDF("not a network", dims=2), TypeError, "callable"),

@@ -75,8 +75,14 @@ def test_bad_arguments_raise_clear_errors():
     q = V.build_vi_flow("radial", dims=2, n_flows=1, seed=0)
     with pytest.raises(TypeError, match="target_log_prob must be a function"):
         V.fit_variational(q, "U1", steps=3, verbose=0)
-    with pytest.raises(ValueError, match="steps must be at least 1"):
+    with pytest.raises(ValueError, match=r"steps must be a positive integer, got 0 \(int\)"):
         V.fit_variational(q, energy_log_prob("U1"), steps=0, verbose=0)
+    with pytest.raises(TypeError, match=r"n_samples must be a positive integer, got 2\.5 \(float\)"):
+        V.ReverseKL(q, energy_log_prob("U1"), n_samples=2.5)
+    with pytest.raises(ValueError, match=r"annealing_steps must be a non-negative integer, got -1"):
+        V.ReverseKL(q, energy_log_prob("U1"), annealing_steps=-1)
+    with pytest.raises(ValueError, match=r"n_flows must be a positive integer, got 0 \(int\)"):
+        V.build_vi_flow("radial", dims=2, n_flows=0)
     with pytest.raises(TypeError, match="TFP distribution"):
         V.ReverseKL(lambda n: n, energy_log_prob("U1"))
     with pytest.raises(ValueError, match="unknown flow type"):

@@ -24,6 +24,8 @@ from typing import Any
 import tensorflow as tf
 import tensorflow_probability as tfp
 
+from flowlab.validation import integer
+
 __all__ = ["ActNorm", "initialize_actnorm"]
 
 tfb = tfp.bijectors
@@ -34,8 +36,7 @@ class ActNorm(tfb.Bijector):
 
     def __init__(self, channels: int, event_ndims: int = 3, validate_args: bool = False, name: str = "actnorm") -> None:
         parameters = dict(locals())
-        if not isinstance(channels, int) or channels < 1:
-            raise ValueError(f"channels must be a positive integer, got {channels!r}")
+        channels = integer(channels, "channels")
         if event_ndims not in (1, 3):
             raise ValueError(f"event_ndims must be 1 (vectors) or 3 (images), got {event_ndims!r}")
         self._channels = channels

@@ -49,6 +49,7 @@ import tensorflow as tf
 import tensorflow_probability as tfp
 
 from flowlab.bijectors.cached_log_det import CachedLogDet
+from flowlab.validation import integer
 
 __all__ = ["InvertibleConv1x1", "FunctionConv1x1", "random_rotation", "lu_parameters"]
 
@@ -80,9 +81,7 @@ def lu_parameters(weight: Any) -> dict[str, np.ndarray]:
 
 
 def _channels(value: Any) -> int:
-    if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < 1:
-        raise ValueError(f"channels must be a positive integer, got {value!r}")
-    return int(value)
+    return integer(value, "channels")
 
 
 class InvertibleConv1x1(tfb.Bijector):

@@ -44,6 +44,7 @@ import tensorflow as tf
 import tensorflow_probability as tfp
 
 from flowlab.bijectors.logit import FunctionLogit, Logit  # moved: the logit is its own bijector module
+from flowlab.validation import integer
 
 __all__ = ["NUM_LEVELS", "uniform_dequantize", "dequantized_dataset", "Logit", "FunctionLogit"]
 
@@ -53,9 +54,7 @@ NUM_LEVELS = 256
 
 
 def _levels(num_levels: Any) -> int:
-    if not isinstance(num_levels, (int, np.integer)) or isinstance(num_levels, bool) or num_levels < 2:
-        raise ValueError(f"num_levels must be an integer >= 2, got {num_levels!r}")
-    return int(num_levels)
+    return integer(num_levels, "num_levels", minimum=2)
 
 
 def uniform_dequantize(
@@ -100,12 +99,11 @@ def dequantized_dataset(
         raise ValueError(f"images must be a non-empty array (n, ...), got shape {array.shape}")
     if array.min() < 0 or array.max() > num_levels - 1 or not np.all(np.equal(np.mod(array, 1), 0)):
         raise ValueError(f"images must hold integers in 0..{num_levels - 1}; did you scale them already?")
-    if batch_size < 1:
-        raise ValueError(f"batch_size must be at least 1, got {batch_size}")
+    batch_size = integer(batch_size, "batch_size")
     generator = tf.random.Generator.from_seed(int(seed))
     ds = tf.data.Dataset.from_tensor_slices(array.astype(np.uint8))
     if shuffle:
         ds = ds.shuffle(len(array), seed=int(seed), reshuffle_each_iteration=True)
-    ds = ds.batch(int(batch_size))
+    ds = ds.batch(batch_size)
     ds = ds.map(lambda x: uniform_dequantize(x, num_levels=num_levels, generator=generator))
     return ds.prefetch(2)

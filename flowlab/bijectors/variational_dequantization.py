@@ -58,6 +58,7 @@ import tensorflow as tf
 import tensorflow_probability as tfp
 
 from flowlab.bijectors.masks import checkerboard
+from flowlab.validation import integer
 
 __all__ = ["VariationalDequantizer", "variational_bound", "bound_bits_per_dim", "DequantizedDensityModel"]
 
@@ -95,12 +96,10 @@ class VariationalDequantizer(tf.keras.layers.Layer):
         super().__init__(**kwargs)
         self.image_shape = _image_shape(image_shape)
         h, w, c = self.image_shape
-        if not isinstance(couplings, int) or isinstance(couplings, bool) or couplings < 0:
-            raise ValueError(f"couplings must be a non-negative integer, got {couplings!r}")
+        couplings = integer(couplings, "couplings", minimum=0)
         if couplings and h * w < 2:
             raise ValueError(f"checkerboard couplings need at least two pixels, got {h}x{w}")
-        if not isinstance(filters, int) or filters < 1:
-            raise ValueError(f"filters must be a positive integer, got {filters!r}")
+        filters = integer(filters, "filters")
         if not log_scale_bound > 0:
             raise ValueError(f"log_scale_bound must be positive, got {log_scale_bound}")
         self.num_levels = int(num_levels)
@@ -206,8 +205,7 @@ def variational_bound(flow: Any, dequantizer: VariationalDequantizer | None, x: 
 
 def bound_bits_per_dim(bound: Any, num_dims: int) -> tf.Tensor:
     """Bits/dim from a lower bound on ``log P(x)`` in nats (already in pixel space: no ``+ 8``)."""
-    if not isinstance(num_dims, (int, np.integer)) or num_dims < 1:
-        raise ValueError(f"num_dims must be a positive integer, got {num_dims!r}")
+    num_dims = integer(num_dims, "num_dims")
     return -tf.convert_to_tensor(bound, tf.float32) / (float(num_dims) * math.log(2.0))
 
 

@@ -25,22 +25,19 @@ import numpy as np
 import tensorflow as tf
 import tensorflow_probability as tfp
 
+from flowlab.validation import integer
+
 __all__ = ["MixtureConditioner2D", "MADEMixtureConditioner", "initial_mixture_params"]
 
 tfb = tfp.bijectors
 
 
 def _check_components(num_components: Any) -> int:
-    if not isinstance(num_components, (int, np.integer)) or isinstance(num_components, bool) or num_components < 1:
-        raise ValueError(f"the mixture needs at least one component: num_components must be an integer >= 1, "
-                         f"got {num_components!r}")
-    return int(num_components)
+    return integer(num_components, "num_components", why="the mixture needs at least one component")
 
 
 def _check_dims(dims: Any, minimum: int = 1) -> int:
-    if not isinstance(dims, (int, np.integer)) or isinstance(dims, bool) or dims < minimum:
-        raise ValueError(f"dims must be an integer >= {minimum}, got {dims!r}")
-    return int(dims)
+    return integer(dims, "dims", minimum=minimum)
 
 
 def initial_mixture_params(num_components: int, loc_range: Sequence[float] = (-3.0, 3.0)) -> np.ndarray:

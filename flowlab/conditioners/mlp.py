@@ -6,6 +6,8 @@ from collections.abc import Sequence
 
 import tensorflow as tf
 
+from flowlab.validation import integer
+
 __all__ = ["MLPConditioner"]
 
 
@@ -41,13 +43,11 @@ class MLPConditioner(tf.keras.layers.Layer):
         **kwargs,
     ) -> None:
         super().__init__(**kwargs)
-        if not isinstance(output_units, int) or output_units < 1:
-            raise ValueError(f"output_units must be a positive integer, got {output_units!r}")
+        output_units = integer(output_units, "output_units")
         if shift_only:
             params_per_dim = 1
-        if not isinstance(params_per_dim, int) or isinstance(params_per_dim, bool) or params_per_dim < 1:
-            raise ValueError(f"params_per_dim must be a positive integer, got {params_per_dim!r}")
-        self.output_units = int(output_units)
+        params_per_dim = integer(params_per_dim, "params_per_dim")
+        self.output_units = output_units
         self.params_per_dim = params_per_dim
         self.hidden = [tf.keras.layers.Dense(int(units), activation=activation) for units in hidden_units]
         self.out = tf.keras.layers.Dense(

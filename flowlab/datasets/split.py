@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import numpy as np
 
+from flowlab.validation import integer
+
 __all__ = ["check_sizes", "split"]
 
 
 def check_sizes(n_train: int, n_test: int) -> None:
-    for name, n in (("n_train", n_train), ("n_test", n_test)):
-        if not isinstance(n, (int, np.integer)) or isinstance(n, bool) or n < 0:
-            raise ValueError(f"{name} must be a non-negative integer, got {n!r}")
+    n_train, n_test = integer(n_train, "n_train", minimum=0), integer(n_test, "n_test", minimum=0)
     if n_train + n_test == 0:
         raise ValueError("ask for at least one point (n_train + n_test > 0)")
 
