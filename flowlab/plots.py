@@ -9,6 +9,8 @@ import matplotlib.pyplot as plt
 import numpy as np
 import tensorflow as tf
 
+from flowlab.validation import integer
+
 __all__ = ["density_grid", "plot_density", "plot_samples", "plot_loss", "loss_limits"]
 
 
@@ -19,8 +21,7 @@ def density_grid(
     resolution: int = 200,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """``(xs, ys, density)``: ``exp(log_prob)`` on a ``resolution``² grid (density[i, j] at (xs[j], ys[i]))."""
-    if resolution < 2:
-        raise ValueError(f"resolution must be at least 2, got {resolution}")
+    resolution = integer(resolution, "resolution", minimum=2)
     xs = np.linspace(*xlim, resolution, dtype=np.float32)
     ys = np.linspace(*ylim, resolution, dtype=np.float32)
     grid = np.stack(np.meshgrid(xs, ys), axis=-1).reshape(-1, 2)

@@ -288,7 +288,9 @@ class FlowVAE(tf.keras.Model):
             raise ValueError(f"unknown flow type {flow!r}: choose None or one of {', '.join(FLOW_TYPES)}")
         if flow is None and n_flows:
             raise ValueError("n_flows > 0 needs a flow type")
-        self.data_dim, self.latent_dim, self.flow, self.n_flows = int(data_dim), int(latent_dim), flow, int(n_flows)
+        self.data_dim, self.latent_dim = integer(data_dim, "data_dim"), integer(latent_dim, "latent_dim")
+        self.flow, self.n_flows = flow, integer(n_flows, "n_flows", minimum=0)
+        hidden = integer(hidden, "hidden")
         self.loss_fn = loss_fn or flow_vae_loss
         self.sizes = _amortised_sizes(flow, self.latent_dim)
         n_params = 2 * self.latent_dim + self.n_flows * sum(self.sizes)

@@ -102,7 +102,7 @@ class VariationalDequantizer(tf.keras.layers.Layer):
         filters = integer(filters, "filters")
         if not log_scale_bound > 0:
             raise ValueError(f"log_scale_bound must be positive, got {log_scale_bound}")
-        self.num_levels = int(num_levels)
+        self.num_levels = integer(num_levels, "num_levels", minimum=2)
         self.log_scale_bound = float(log_scale_bound)
         self.features = [_conv(filters), _conv(filters)]
         self.elementwise = _conv(2 * c, zero=True)

@@ -22,6 +22,8 @@ from __future__ import annotations
 
 import tensorflow as tf
 
+from flowlab.validation import integer
+
 __all__ = ["ResNetConditioner"]
 
 
@@ -31,11 +33,8 @@ class ResNetConditioner(tf.keras.layers.Layer):
     def __init__(self, out_channels: int, filters: int = 32, blocks: int = 2, activation: str = "relu",
                  params_per_dim: int = 2, **kwargs) -> None:
         super().__init__(**kwargs)
-        for value, name in ((out_channels, "out_channels"), (filters, "filters"), (params_per_dim, "params_per_dim")):
-            if not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name} must be a positive integer, got {value!r}")
-        if not isinstance(blocks, int) or blocks < 0:
-            raise ValueError(f"blocks must be a non-negative integer, got {blocks!r}")
+        out_channels, filters = integer(out_channels, "out_channels"), integer(filters, "filters")
+        params_per_dim, blocks = integer(params_per_dim, "params_per_dim"), integer(blocks, "blocks", minimum=0)
         self.out_channels = out_channels
         self.params_per_dim = params_per_dim
         self.activation = tf.keras.activations.get(activation)
