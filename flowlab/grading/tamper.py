@@ -252,8 +252,10 @@ class _Scanner(ast.NodeVisitor):
             elif isinstance(target, ast.Subscript) and isinstance(target.value, ast.Attribute) \
                     and target.value.attr == "rcParams":
                 pass  # matplotlib's settings: a figure's size or fonts change no verdict
-            elif isinstance(root, ast.Name) and (root.id in self.modules or root.id in self.protected):
+            elif isinstance(root, ast.Name) and root.id in self.modules:
                 self.flag(target, f"{verb} `{text}` inside a module the grading relies on")
+            elif isinstance(root, ast.Name) and root.id in self.protected:
+                self.flag(target, f"{verb} `{text}`, inside what a check uses or measures")
             elif isinstance(root, ast.Call) and isinstance(root.func, ast.Name) and root.func.id in {
                     "globals", "vars", "locals", "get_ipython"}:
                 self.flag(target, f"{verb} `{text}`")
