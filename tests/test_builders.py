@@ -5,6 +5,7 @@ import pytest
 import tensorflow as tf
 
 from flowlab.flows import (
+    build_autoregressive_mixture_cdf,
     build_conditional_maf,
     build_conditional_nsf,
     build_conditional_realnvp,
@@ -19,6 +20,7 @@ from flowlab.flows import (
     build_nsf,
     build_realnvp,
 )
+from flowlab.flows.base import built
 from flowlab.training import fit
 from flowlab.transformers import MixtureCDFTransformer
 from flowlab.validation import ArgumentError
@@ -43,6 +45,9 @@ VECTOR = {
     # The exact trace: Hutchinson's estimate is random, so one event and a batch would not agree.
     "ffjord": (lambda dims, **kwargs: build_ffjord(dims, **{"hidden_units": (4,), "trace": "exact", "atol": 1e-4,
                                                             "rtol": 1e-4, **kwargs}), None),
+    # Built here: this builder leaves its Keras weights to the first log_prob (the labs' seeded runs).
+    "autoregressive mixture cdf": (lambda dims, **kwargs: built(build_autoregressive_mixture_cdf(
+        dims, **{"num_components": 2, "hidden_units": (4,), **kwargs})), None),
     "conditional maf": (_small(build_conditional_maf, 2), 2),
     "conditional nsf": (_small(build_conditional_nsf, 2, bins=3), 2),
     "conditional realnvp": (_small(build_conditional_realnvp, 2), 2),
@@ -145,6 +150,8 @@ def test_bad_arguments_are_argument_errors_naming_the_argument(name, kwargs, mes
     kwargs = dict(kwargs)
     if name == "ffjord" and ("n_layers" in kwargs or kwargs.get("dims") == 1):
         pytest.skip("FFJORD has no layers, and one dimension is a valid FFJORD")
+    if name == "autoregressive mixture cdf" and "n_layers" in kwargs:
+        pytest.skip("one autoregressive mixture-CDF layer: no n_layers")
     if name.startswith("conditional") and name != "conditional realnvp" and kwargs.get("dims") == 1:
         pytest.skip("an autoregressive conditional flow of one variable is valid")
     with pytest.raises(ArgumentError, match=message):

@@ -98,10 +98,11 @@ class MixtureConditioner2D(tf.keras.layers.Layer):
         return tf.convert_to_tensor(self.marginal)
 
     def conditional_params(self, x1: Any) -> tf.Tensor:
-        r""":math:`\theta_2(x_1)`, shape ``[n, 3K]``, for ``x1`` of shape ``[n, 1]``."""
+        r""":math:`\theta_2(x_1)`, shape ``[..., 3K]``, for ``x1`` of shape ``[..., 1]``."""
         x1 = tf.convert_to_tensor(x1, dtype=self.marginal.dtype)
-        if x1.shape.rank is not None and (x1.shape.rank < 2 or x1.shape[-1] not in (None, 1)):
-            raise ValueError(f"conditional_params needs x1 of shape (n, 1), got {x1.shape}")
+        # (1,) is one unbatched event, as TFP distributions take them: parameters of shape (3K,).
+        if x1.shape.rank is not None and (x1.shape.rank < 1 or x1.shape[-1] not in (None, 1)):
+            raise ValueError(f"conditional_params needs x1 of shape (n, 1) or (1,), got {x1.shape}")
         # Keras networks are built for (n, 1) inputs: flatten any sample/batch dimensions around the call.
         out = tf.convert_to_tensor(self.network(tf.reshape(x1, [-1, 1])))
         expected = 3 * self.num_components
@@ -111,7 +112,7 @@ class MixtureConditioner2D(tf.keras.layers.Layer):
                 f"(shape {out.shape}); it must return 3K = {expected}: K logits, K locations, K log-scales"
             )
         out = tf.reshape(out, tf.concat([tf.shape(x1)[:-1], [expected]], axis=0))
-        return out + self._init
+        return out + tf.cast(self._init, out.dtype)
 
     def call(self, x: tf.Tensor) -> tf.Tensor:
         theta2 = self.conditional_params(x[..., :1])
@@ -156,4 +157,4 @@ class MADEMixtureConditioner(tf.keras.layers.Layer):
         super().build(input_shape)
 
     def call(self, x: tf.Tensor) -> tf.Tensor:
-        return self.made(x) + self._init
+        return self.made(x) + tf.cast(self._init, x.dtype)
