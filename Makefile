@@ -21,10 +21,13 @@ run: install
 # flowlab does not guess where a machine keeps MNIST; the course machines and CI keep the official
 # test set beside the repository. An FLOWLAB_MNIST_DIR already set wins.
 test: export FLOWLAB_MNIST_DIR ?= $(realpath $(CURDIR)/../shared/data/mnist)
+# Two workers, one per core of the CI machine: tracing and notebook kernels are single-threaded most of
+# the time. A file's tests stay in one worker, in order (conftest.py); PYTEST_PARALLEL= runs one process.
+PYTEST_PARALLEL ?= -n 2 --dist loadfile --no-loadscope-reorder
 # Lint first (a second); the tests run even when it fails, and `make test` fails if either did.
 test: install
 	@lint=0; $(BIN)/ruff check . || lint=$$?; \
-	FLOWLAB_FAST=1 $(BIN)/python -m pytest && exit $$lint
+	FLOWLAB_FAST=1 $(BIN)/python -m pytest $(PYTEST_PARALLEL) && exit $$lint
 
 labs: install
 	$(BIN)/flowlab make-labs
