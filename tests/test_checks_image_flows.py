@@ -279,13 +279,15 @@ def test_trained_checks_measure_on_the_labs_test_digits(capsys, monkeypatch, lab
           hint="not the lab's test set")
 
 
-def test_the_labs_test_digits_are_the_data_cells():
+def test_the_labs_test_digits_are_the_data_cells(monkeypatch):
     """The providers rebuild the data cell's test_images and y_test (fast sizes, dequantized with [3, 4])."""
+    import flowlab
     from flowlab.bijectors.dequantize import uniform_dequantize
     from flowlab.datasets.mnist import load_mnist_splits
 
     images = load_mnist_splits(400, 200, 200, seed=0)[2]
-    got_images, got_y = check._lab_test_data(True)
+    monkeypatch.setattr(flowlab, "FAST", True)  # the data cell's sizes in fast mode
+    got_images, got_y = check.lab_test_images(), check.lab_y_test()
     assert got_images.shape == (200, 28, 28, 1) and np.array_equal(got_images, images)
     assert np.array_equal(got_y, uniform_dequantize(images, seed=[3, 4]).numpy().astype(np.float64))
     assert not got_images.flags.writeable and not got_y.flags.writeable

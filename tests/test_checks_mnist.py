@@ -489,14 +489,16 @@ def test_trained_flow_is_measured_on_the_labs_test_digits(capsys, honest, lab_te
     fails(capsys, check.trained_flow, flow, np.clip(y * 1.01, 0, 1), value, hint="not the lab's test set")
 
 
-def test_the_labs_test_digits_are_the_data_cells():
+def test_the_labs_test_digits_are_the_data_cells(monkeypatch):
     """``mnist_test_set`` rebuilds the data cell's y_test: test split, dequantized with seed [3, 4]."""
+    import flowlab
     from flowlab.bijectors.dequantize import uniform_dequantize
     from flowlab.datasets.mnist import load_mnist_splits
 
     test_images = load_mnist_splits(2000, 500, 500, seed=0)[2]
     expected = uniform_dequantize(test_images, seed=[3, 4]).numpy()
-    got = check._mnist_test_set(True)
+    monkeypatch.setattr(flowlab, "FAST", True)  # the data cell's sizes in fast mode
+    got = check.mnist_test_set()
     assert got.shape == (500, 28, 28, 1) and np.array_equal(got, expected.astype(np.float64))
     assert not got.flags.writeable
 

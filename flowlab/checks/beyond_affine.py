@@ -13,7 +13,6 @@ fast-mode runs over seeds (``bench/check_margins.md``, "Lab 06").
 from __future__ import annotations
 
 import contextlib
-import functools
 import logging
 import os
 from collections.abc import Callable, Iterator
@@ -24,7 +23,7 @@ import tensorflow as tf
 import tensorflow_probability as tfp
 
 from flowlab.checks.core import CheckFailed, check, need, need_function, printable, require, student_code, to_numpy
-from flowlab.checks.held_out import held_out
+from flowlab.checks.held_out import cached, held_out
 
 __all__ = [
     "additive_coupling",
@@ -331,20 +330,12 @@ _HINTS = {
 }
 
 
-def moons_test_set() -> np.ndarray:
+@cached
+def moons_test_set(fast: bool) -> np.ndarray:
     """The lab's ``X_moons_test`` for the current mode, as its data cell makes it."""
-    import flowlab
-
-    return _moons_test_set(bool(flowlab.FAST))
-
-
-@functools.cache
-def _moons_test_set(fast: bool) -> np.ndarray:
     from flowlab.datasets import load_two_moons
 
-    array = load_two_moons(*((1024, 1000) if fast else (8192, 2000)), seed=0)[1].astype(np.float64)
-    array.setflags(write=False)
-    return array
+    return load_two_moons(*((1024, 1000) if fast else (8192, 2000)), seed=0)[1]
 
 
 @check("trained flow built from your answers fits two moons")

@@ -23,6 +23,7 @@ X_test is not the lab's test set: it holds 2 rows where the data cell made 3; ..
 from __future__ import annotations
 
 import functools
+import inspect
 from collections.abc import Callable
 from typing import Any
 
@@ -33,17 +34,33 @@ from flowlab.checks.core import CheckFailed, to_numpy
 __all__ = ["held_out", "cached"]
 
 
-def cached(make: Callable[[], np.ndarray]) -> Callable[[], np.ndarray]:
-    """``make``, computed once per process and handed out read-only (a check cannot spoil it)."""
+def cached(make: Callable[..., Any]) -> Callable[[], Any]:
+    """``make``, computed once per process (and per mode) and handed out read-only (a check cannot spoil it).
+
+    A ``make`` with a parameter is called with the mode the notebook runs in, ``bool(flowlab.FAST)``:
+    the lab's data cell makes fewer points in fast mode, and the mode can change within one process
+    (tests). ``make`` returns an array or a tuple of arrays; each comes back as a read-only float64 array.
+    """
+    takes_mode = bool(inspect.signature(make).parameters)
+
+    @functools.cache
+    def build(fast: bool) -> Any:
+        made = make(fast) if takes_mode else make()
+        return tuple(_frozen(a) for a in made) if isinstance(made, tuple) else _frozen(made)
 
     @functools.wraps(make)
-    @functools.cache
-    def once() -> np.ndarray:
-        array = np.array(make(), dtype=np.float64)
-        array.setflags(write=False)
-        return array
+    def current() -> Any:
+        import flowlab
 
-    return once
+        return build(bool(flowlab.FAST) if takes_mode else False)
+
+    return current
+
+
+def _frozen(made: Any) -> np.ndarray:
+    array = np.array(made, dtype=np.float64)
+    array.setflags(write=False)
+    return array
 
 
 def held_out(value: Any, name: str, make: Callable[[], np.ndarray], atol: float = 1e-6) -> np.ndarray:

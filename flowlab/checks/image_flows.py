@@ -11,7 +11,6 @@ Thresholds on the trained models are measured in fast mode over seeds: ``bench/c
 
 from __future__ import annotations
 
-import functools
 import math
 from collections.abc import Callable
 from typing import Any
@@ -21,7 +20,7 @@ import numpy as np
 from flowlab.checks.core import CheckFailed, check, need, need_function, require, student_code
 
 # The graph runner, the NumPy-warning guard and the stub detector are lab 04's: same stack, same rules.
-from flowlab.checks.held_out import held_out
+from flowlab.checks.held_out import cached, held_out
 from flowlab.checks.mnist import _calm, _in_graph, _numbers, _quiet_tf, until_written
 
 __all__ = [
@@ -45,28 +44,21 @@ _LOG_DET_TOLERANCE = 1e-2  # nats, relative to max(1, |log det|)
 
 def lab_test_images() -> np.ndarray:
     """The lab's ``test_images`` (the integer test digits of its split) for the current mode."""
-    import flowlab
-
-    return _lab_test_data(bool(flowlab.FAST))[0]
+    return _lab_test_data()[0]
 
 
 def lab_y_test() -> np.ndarray:
     """The lab's ``y_test``: its test digits dequantized with the data cell's seed, for the current mode."""
-    import flowlab
-
-    return _lab_test_data(bool(flowlab.FAST))[1]
+    return _lab_test_data()[1]
 
 
-@functools.cache
+@cached
 def _lab_test_data(fast: bool) -> tuple[np.ndarray, np.ndarray]:
     from flowlab.bijectors.dequantize import uniform_dequantize
     from flowlab.datasets.mnist import load_mnist_splits
 
     images = load_mnist_splits(*((400, 200, 200) if fast else (8000, 1000, 1000)), seed=0)[2]
-    arrays = (np.asarray(images, np.float64), uniform_dequantize(images, seed=[3, 4]).numpy().astype(np.float64))
-    for array in arrays:
-        array.setflags(write=False)
-    return arrays
+    return np.asarray(images), uniform_dequantize(images, seed=[3, 4]).numpy()
 
 
 def _tf():

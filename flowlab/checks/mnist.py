@@ -30,7 +30,7 @@ from flowlab.checks.core import (
     student_code,
     to_numpy,
 )
-from flowlab.checks.held_out import held_out
+from flowlab.checks.held_out import cached, held_out
 
 __all__ = [
     "until_written",
@@ -60,7 +60,6 @@ _GRAPH_HINT = ("it runs inside model.fit's graph (tf.function): write it with Te
 def _calm(fn: Callable[..., None]) -> Callable[..., None]:
     """Run a check with NumPy's floating-point warnings and Python warnings off: a student's NaN or a
     log(0) in our comparisons must not print to stderr from a check cell (the verdict says what is wrong)."""
-    import functools
     import warnings
 
     @functools.wraps(fn)
@@ -586,22 +585,14 @@ def _jacobian_log_prob(flow: Any, y: np.ndarray) -> tuple[np.ndarray, np.ndarray
     return claimed.reshape(-1), base + log_det
 
 
-def mnist_test_set() -> np.ndarray:
+@cached
+def mnist_test_set(fast: bool) -> np.ndarray:
     """The lab's ``y_test`` (its test digits, dequantized with the data cell's seed) for the current mode."""
-    import flowlab
-
-    return _mnist_test_set(bool(flowlab.FAST))
-
-
-@functools.lru_cache(maxsize=2)
-def _mnist_test_set(fast: bool) -> np.ndarray:
     from flowlab.bijectors.dequantize import uniform_dequantize
     from flowlab.datasets.mnist import load_mnist_splits
 
     test_images = load_mnist_splits(*((2000, 500, 500) if fast else (8000, 1000, 1000)), seed=0)[2]
-    array = uniform_dequantize(test_images, seed=[3, 4]).numpy().astype(np.float64)
-    array.setflags(write=False)
-    return array
+    return uniform_dequantize(test_images, seed=[3, 4]).numpy()
 
 
 @check("test bits/dim of the trained RealNVP")
