@@ -4,6 +4,9 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+import flowlab
+from flowlab.bijectors.actnorm import initialize_actnorm
+from flowlab.bijectors.masks import channel_mask, checkerboard
 from flowlab.flows import (
     build_autoregressive_mixture_cdf,
     build_conditional_maf,
@@ -12,7 +15,6 @@ from flowlab.flows import (
     build_coupling_flow,
     build_ffjord,
     build_glow,
-    build_good_partition_flow,
     build_iaf,
     build_maf,
     build_multiscale_realnvp,
@@ -21,6 +23,7 @@ from flowlab.flows import (
     build_realnvp,
 )
 from flowlab.flows.base import built
+from flowlab.flows.partitions import SQUEEZE, UNSQUEEZE, build_partition_flow
 from flowlab.training import fit
 from flowlab.transformers import MixtureCDFTransformer
 from flowlab.validation import ArgumentError
@@ -114,22 +117,48 @@ def test_fit_trains_in_float64(name):
 
 
 IMAGES = {
-    "glow": lambda: build_glow((4, 4, 1), scales=1, steps=1, final_steps=1, filters=4),
-    "multiscale realnvp": lambda: build_multiscale_realnvp((4, 4, 1), scales=1, couplings=1, final_couplings=1,
-                                                           filters=4),
-    "good partition": lambda: build_good_partition_flow((4, 4, 1), filters=4),
+    "glow": lambda **kw: build_glow((4, 4, 1), scales=1, steps=1, final_steps=1, filters=4, **kw),
+    "multiscale realnvp": lambda **kw: build_multiscale_realnvp((4, 4, 1), scales=1, couplings=1, final_couplings=1,
+                                                                filters=4, **kw),
+    # The good partition's layout cut to three couplings (build_good_partition_flow has ten).
+    "partition": lambda **kw: build_partition_flow(
+        (4, 4, 1), lambda h, w, c: [checkerboard(h, w, c, 0), SQUEEZE, channel_mask(h // 2, w // 2, 4 * c, 0),
+                                    UNSQUEEZE, checkerboard(h, w, c, 1)], filters=4, **kw),
 }
 
 
 @pytest.mark.parametrize("name", list(IMAGES))
-def test_image_flows_take_single_images_and_sample_one(name):
-    flow = IMAGES[name]()
-    y = np.random.default_rng(6).uniform(0.1, 0.9, size=(2, 4, 4, 1)).astype(np.float32)
-    flow.log_prob(y)  # Keras layers build on first call
-    _randomise(flow)
-    np.testing.assert_allclose(flow.log_prob(y[1]), flow.log_prob(y)[1], rtol=1e-5)
-    assert flow.log_prob(y[1]).shape == ()
-    assert flow.sample(seed=1).shape == (4, 4, 1)
+def test_image_flows_take_single_images_and_float64_the_float32_flow_to_its_precision_and_train(name):
+    y = np.random.default_rng(8).uniform(0.05, 0.95, size=(8, 4, 4, 1))
+    flowlab.seed(0)  # the 1x1 convolutions' initial rotations (NumPy) come out the same in both flows
+    single = IMAGES[name]()
+    flowlab.seed(0)
+    double = IMAGES[name](dtype="float64")
+    assert initialize_actnorm(double, y) > 0 and double.dtype == "float64"
+    y32 = y.astype(np.float32)
+    single.log_prob(y32[:1])  # Keras layers build on first call
+    assert {v.dtype for v in double.variables} == {tf.float64} and {v.dtype for v in single.variables} == {tf.float32}
+    rng = np.random.default_rng(9)
+    for s32, s64 in zip(single.variables, double.variables, strict=True):
+        noise = 0.1 * rng.standard_normal(s64.shape) if s64.trainable else 0.0  # not the 1x1 convs' P and signs
+        value = (s64.numpy() + noise).astype(np.float32)
+        s32.assign(value)
+        s64.assign(value.astype(np.float64))
+    log_prob = double.log_prob(y)
+    assert log_prob.dtype == tf.float64 and log_prob.shape == (8,)
+    np.testing.assert_allclose(log_prob, single.log_prob(y32), rtol=1e-5, atol=1e-3)
+    # Single images, as for any TFP distribution: a scalar log_prob, one sample of the image's shape.
+    np.testing.assert_allclose(double.log_prob(y[3]), log_prob[3], rtol=0, atol=1e-10)
+    np.testing.assert_allclose(single.log_prob(y32[3]), single.log_prob(y32)[3], rtol=1e-5)
+    assert single.log_prob(y32[3]).shape == () and single.sample(seed=1).shape == (4, 4, 1)
+    # A fresh tensor each way (TFP's bijector cache would hand back the input); float32 is ~1e-7 off.
+    back = double.bijector.forward(tf.identity(double.bijector.inverse(tf.constant(y))))
+    np.testing.assert_allclose(back, y, rtol=0, atol=1e-12)
+    assert double.sample(seed=1).dtype == tf.float64 and double.sample(2, seed=1).shape == (2, 4, 4, 1)
+    if name == "glow":  # one fit: ActNorm, 1x1 convolution and coupling all train in float64
+        before = -float(tf.reduce_mean(double.log_prob(y)))
+        model, history = fit(double, y, epochs=3, batch_size=8, learning_rate=1e-2, verbose=0)
+        assert model.dtype == "float64" and history.history["loss"][-1] < before - 0.1
 
 
 @pytest.mark.parametrize("name", list(VECTOR))

@@ -24,7 +24,7 @@ from typing import Any
 import tensorflow as tf
 import tensorflow_probability as tfp
 
-from flowlab.validation import integer
+from flowlab.validation import floating_dtype, integer
 
 __all__ = ["ActNorm", "initialize_actnorm"]
 
@@ -32,19 +32,25 @@ tfb = tfp.bijectors
 
 
 class ActNorm(tfb.Bijector):
-    """Per-channel ``y = x * exp(log_scale) + loc`` on events of ``event_ndims`` axes (last axis: channels)."""
+    """Per-channel ``y = x * exp(log_scale) + loc`` on events of ``event_ndims`` axes (last axis: channels).
 
-    def __init__(self, channels: int, event_ndims: int = 3, validate_args: bool = False, name: str = "actnorm") -> None:
+    ``dtype``: the variables' float type, float32 or float64; by default Keras's ``floatx()``
+    (float32 unless set), like a Keras layer's, so the image builders' ``dtype=`` reaches it.
+    """
+
+    def __init__(self, channels: int, event_ndims: int = 3, validate_args: bool = False, name: str = "actnorm",
+                 dtype: Any = None) -> None:
         parameters = dict(locals())
         channels = integer(channels, "channels")
         if event_ndims not in (1, 3):
             raise ValueError(f"event_ndims must be 1 (vectors) or 3 (images), got {event_ndims!r}")
+        dtype = tf.as_dtype(floating_dtype(tf.keras.backend.floatx() if dtype is None else dtype))
         self._channels = channels
         self._ndims = event_ndims
         self._pending_init = False
         with tf.name_scope(name):
-            self.loc = tf.Variable(tf.zeros([channels]), name="loc")
-            self.log_scale = tf.Variable(tf.zeros([channels]), name="log_scale")
+            self.loc = tf.Variable(tf.zeros([channels], dtype), name="loc")
+            self.log_scale = tf.Variable(tf.zeros([channels], dtype), name="log_scale")
         super().__init__(forward_min_event_ndims=event_ndims, validate_args=validate_args,
                          parameters=parameters, name=name)
 
@@ -91,11 +97,12 @@ def initialize_actnorm(distribution_or_bijector: Any, x: Any) -> int:
     layers = [m for m in bijector.submodules if isinstance(m, ActNorm)]
     if isinstance(bijector, ActNorm):
         layers.append(bijector)
+    dtype = layers[0].loc.dtype if layers else tf.float32
     for layer in layers:
         layer._pending_init = True
     try:
         # A fresh tensor: the bijector caches results per input tensor.
-        bijector.inverse(tf.identity(tf.convert_to_tensor(x, dtype=tf.float32)))
+        bijector.inverse(tf.identity(tf.convert_to_tensor(x, dtype=dtype)))
     finally:
         for layer in layers:
             layer._pending_init = False

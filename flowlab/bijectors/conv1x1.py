@@ -49,7 +49,7 @@ import tensorflow as tf
 import tensorflow_probability as tfp
 
 from flowlab.bijectors.cached_log_det import CachedLogDet
-from flowlab.validation import integer
+from flowlab.validation import floating_dtype, integer
 
 __all__ = ["InvertibleConv1x1", "FunctionConv1x1", "random_rotation", "lu_parameters"]
 
@@ -93,26 +93,33 @@ class InvertibleConv1x1(tfb.Bijector):
         default) or ``W`` itself (log-det by ``slogdet``, :math:`O(C^3)`).
       seed: for the initial random rotation (NumPy's global generator if ``None``).
       validate_args: also check at run time that the inputs are finite and ``W`` is invertible.
+      dtype: float32 or float64, the parameters'; by default Keras's ``floatx()`` (float32 unless
+        set), like a Keras layer's, so the image builders' ``dtype=`` reaches it.
 
     ``weight`` is the current ``W``; ``log_abs_det_weight`` its :math:`\log|\det W|`.
     """
 
     def __init__(self, channels: int, lu_decomposed: bool = True, seed: int | None = None,
-                 validate_args: bool = False, name: str = "conv1x1") -> None:
+                 validate_args: bool = False, name: str = "conv1x1", dtype: Any = None) -> None:
         parameters = dict(locals())
         self._channels = _channels(channels)
         self._lu = bool(lu_decomposed)
+        self._float = tf.as_dtype(floating_dtype(tf.keras.backend.floatx() if dtype is None else dtype))
         w0 = random_rotation(self._channels, seed)
+        numpy_dtype = self._float.as_numpy_dtype
         with tf.name_scope(name):
             if self._lu:
                 lu = lu_parameters(w0)
-                self.permutation = tf.constant(lu["permutation"], tf.float32, name="permutation")
-                self.sign_s = tf.constant(lu["sign_s"], tf.float32, name="sign_s")
-                self.lower = tf.Variable(lu["lower"].astype(np.float32), name="lower")
-                self.upper = tf.Variable(lu["upper"].astype(np.float32), name="upper")
-                self.log_s = tf.Variable(lu["log_s"].astype(np.float32), name="log_s")
+                # Not trained, but drawn at random like W: as (non-trainable) variables they travel with
+                # the weights in every format, so a flow rebuilt by the same call and loaded is the same flow.
+                self.permutation = tf.Variable(lu["permutation"].astype(numpy_dtype), trainable=False,
+                                               name="permutation")
+                self.sign_s = tf.Variable(lu["sign_s"].astype(numpy_dtype), trainable=False, name="sign_s")
+                self.lower = tf.Variable(lu["lower"].astype(numpy_dtype), name="lower")
+                self.upper = tf.Variable(lu["upper"].astype(numpy_dtype), name="upper")
+                self.log_s = tf.Variable(lu["log_s"].astype(numpy_dtype), name="log_s")
             else:
-                self.plain_weight = tf.Variable(w0.astype(np.float32), name="weight")
+                self.plain_weight = tf.Variable(w0.astype(numpy_dtype), name="weight")
         super().__init__(forward_min_event_ndims=3, validate_args=validate_args, parameters=parameters, name=name)
 
     @property
@@ -127,8 +134,8 @@ class InvertibleConv1x1(tfb.Bijector):
         # The variables are full matrices; the masks keep only the free entries, so gradients on the
         # others are zero and W stays P L (U + diag(s)) whatever the optimiser does.
         c = self._channels
-        strictly_lower = tf.constant(np.tril(np.ones((c, c)), -1), tf.float32)
-        lower = self.lower * strictly_lower + tf.eye(c)
+        strictly_lower = tf.constant(np.tril(np.ones((c, c)), -1), self._float)
+        lower = self.lower * strictly_lower + tf.eye(c, dtype=self._float)
         upper = self.upper * tf.transpose(strictly_lower) + tf.linalg.diag(self.sign_s * tf.exp(self.log_s))
         return lower, upper
 
@@ -226,10 +233,11 @@ class FunctionConv1x1(CachedLogDet, InvertibleConv1x1):
                          name=name)
 
     def _student_lu(self) -> tuple[tf.Tensor, tf.Tensor]:
-        out = self._lu_weight(self.permutation, self.lower, self.upper, self.log_s, self.sign_s)
+        out = self._lu_weight(tf.convert_to_tensor(self.permutation), self.lower, self.upper, self.log_s,
+                              tf.convert_to_tensor(self.sign_s))
         if not (isinstance(out, (tuple, list)) and len(out) == 2):
             raise TypeError(f"{self.name}: lu_weight must return (weight, log_abs_det), got {type(out).__name__}")
-        return tf.cast(out[0], tf.float32), tf.cast(out[1], tf.float32)
+        return tf.cast(out[0], self._float), tf.cast(out[1], self._float)
 
     @property
     def weight(self) -> tf.Tensor:

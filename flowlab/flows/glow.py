@@ -48,6 +48,8 @@ from flowlab.bijectors.masks import channel_mask
 from flowlab.bijectors.multiscale import MultiScale, _shape
 from flowlab.bijectors.squeeze import Squeeze
 from flowlab.conditioners.resnet import ResNetConditioner
+from flowlab.flows.base import keras_dtype
+from flowlab.flows.multiscale import image_base
 from flowlab.validation import integer
 
 __all__ = ["glow_step", "build_glow", "flowpp_coupling", "conv_weights"]
@@ -117,6 +119,7 @@ def build_glow(
     conv1x1: Callable[[int, str], tfb.Bijector] | None = None,
     coupling: Callable | None = None,
     logit: tfb.Bijector | None = None,
+    dtype: Any = tf.float32,
 ) -> tfd.TransformedDistribution:
     """A multi-scale Glow over images ``y in [0, 1)^image_shape`` (dequantized pixels / 256).
 
@@ -129,6 +132,8 @@ def build_glow(
       conv1x1, coupling: factories passed to :func:`glow_step` (e.g. your own 1×1 convolution, or
         :func:`flowpp_coupling` for Flow++'s mixture-of-logistics couplings).
       logit: the first bijector (data to logit space); default ``Logit(alpha)``.
+      dtype: float32 (default) or float64: the base's and every layer's; the factories run with
+        Keras's ``floatx()`` set to it (:class:`ActNorm` and :class:`InvertibleConv1x1` follow it).
 
     Returns a ``tfd.TransformedDistribution`` whose ``log_prob`` counts every log-det, as
     :func:`~flowlab.flows.multiscale.build_multiscale_realnvp`'s does (the same ``MultiScale``
@@ -141,21 +146,23 @@ def build_glow(
     if h % 2**scales or w % 2**scales:
         raise ValueError(f"an image of {h}x{w} cannot be squeezed {scales} times: "
                          f"height and width must be divisible by {2**scales}")
-    levels, shape = [], (h, w, c)
-    for k in range(scales):
-        squeezed = (shape[0] // 2, shape[1] // 2, 4 * shape[2])
-        data_order: list[tfb.Bijector] = [tfb.Invert(Squeeze(name=f"s{k}_squeeze"))]
-        for i in range(steps):
-            data_order += glow_step(squeezed, filters, blocks, log_scale_bound, conv1x1, coupling, name=f"s{k}_step{i}")
-        levels.append(tfb.Chain(data_order, name=f"scale{k}"))  # a chain's inverse runs its list in data order
-        shape = (squeezed[0], squeezed[1], squeezed[2] // 2)
-    final_layers: list[tfb.Bijector] = []
-    for i in range(final_steps):
-        final_layers += glow_step(shape, filters, blocks, log_scale_bound, conv1x1, coupling, name=f"final_step{i}")
+    with keras_dtype(dtype) as dtype:
+        levels, shape = [], (h, w, c)
+        for k in range(scales):
+            squeezed = (shape[0] // 2, shape[1] // 2, 4 * shape[2])
+            data_order: list[tfb.Bijector] = [tfb.Invert(Squeeze(name=f"s{k}_squeeze"))]
+            for i in range(steps):
+                data_order += glow_step(squeezed, filters, blocks, log_scale_bound, conv1x1, coupling,
+                                        name=f"s{k}_step{i}")
+            levels.append(tfb.Chain(data_order, name=f"scale{k}"))  # a chain's inverse runs its list in data order
+            shape = (squeezed[0], squeezed[1], squeezed[2] // 2)
+        final_layers: list[tfb.Bijector] = []
+        for i in range(final_steps):
+            final_layers += glow_step(shape, filters, blocks, log_scale_bound, conv1x1, coupling,
+                                      name=f"final_step{i}")
     flow = MultiScale((h, w, c), levels, tfb.Chain(final_layers, name="final"))
-    base = tfd.Sample(tfd.Normal(0.0, 1.0), sample_shape=[h, w, c], name="base")
     bijector = tfb.Chain([tfb.Invert(logit if logit is not None else Logit(alpha)), flow], name="glow")
-    return tfd.TransformedDistribution(base, bijector, name="Glow")
+    return tfd.TransformedDistribution(image_base((h, w, c), dtype), bijector, name="Glow")
 
 
 def conv_weights(flow: Any) -> list[tuple[str, np.ndarray]]:

@@ -48,9 +48,10 @@ from flowlab.bijectors.masks import channel_mask, checkerboard
 from flowlab.bijectors.multiscale import MultiScale, _shape  # moved: MultiScale is a bijector
 from flowlab.bijectors.squeeze import Squeeze
 from flowlab.conditioners.resnet import ResNetConditioner
+from flowlab.flows.base import keras_dtype
 from flowlab.validation import integer
 
-__all__ = ["MultiScale", "build_multiscale_realnvp", "latents_by_scale", "bits_by_scale", "sample_images"]
+__all__ = ["MultiScale", "build_multiscale_realnvp", "image_base", "latents_by_scale", "bits_by_scale", "sample_images"]
 
 tfd, tfb = tfp.distributions, tfp.bijectors
 
@@ -79,6 +80,7 @@ def build_multiscale_realnvp(
     alpha: float = 0.05,
     log_scale_bound: float = 2.0,
     actnorm: bool = True,
+    dtype: Any = tf.float32,
 ) -> tfd.TransformedDistribution:
     """A multi-scale RealNVP over images ``y in [0, 1)^image_shape`` (dequantized pixels / 256).
 
@@ -91,6 +93,7 @@ def build_multiscale_realnvp(
       alpha: the logit's boundary margin (RealNVP: 0.05).
       log_scale_bound: each coupling's log-scale bound.
       actnorm: put an :class:`ActNorm` before every coupling.
+      dtype: float32 (default) or float64: the base's, the conditioners' and every variable's.
 
     Returns a ``tfd.TransformedDistribution`` whose ``log_prob`` is the density of ``y`` with every
     log-det counted (logit included): pass it to :func:`flowlab.bits_per_dim.bits_per_dim`.
@@ -102,22 +105,30 @@ def build_multiscale_realnvp(
     if h % 2**scales or w % 2**scales:
         raise ValueError(f"an image of {h}x{w} cannot be squeezed {scales} times: "
                          f"height and width must be divisible by {2**scales}")
-    levels, shape = [], (h, w, c)
-    for k in range(scales):
-        hk, wk, ck = shape
-        data_order = _couplings(shape, couplings, "checkerboard", filters, blocks, log_scale_bound, actnorm, f"s{k}")
-        data_order.append(tfb.Invert(Squeeze(name=f"s{k}_squeeze")))
-        data_order += _couplings((hk // 2, wk // 2, 4 * ck), couplings, "channel", filters, blocks,
-                                 log_scale_bound, actnorm, f"s{k}")
-        # tfb.Chain's inverse applies its list left to right: the data order.
-        levels.append(tfb.Chain(data_order, name=f"scale{k}"))
-        shape = (hk // 2, wk // 2, 2 * ck)
-    final = tfb.Chain(_couplings(shape, final_couplings, "checkerboard", filters, blocks, log_scale_bound,
-                                 actnorm, "final"), name="final")
+    with keras_dtype(dtype) as dtype:  # ResNets, ActNorms: made in the flow's dtype
+        levels, shape = [], (h, w, c)
+        for k in range(scales):
+            hk, wk, ck = shape
+            data_order = _couplings(shape, couplings, "checkerboard", filters, blocks, log_scale_bound, actnorm,
+                                    f"s{k}")
+            data_order.append(tfb.Invert(Squeeze(name=f"s{k}_squeeze")))
+            data_order += _couplings((hk // 2, wk // 2, 4 * ck), couplings, "channel", filters, blocks,
+                                     log_scale_bound, actnorm, f"s{k}")
+            # tfb.Chain's inverse applies its list left to right: the data order.
+            levels.append(tfb.Chain(data_order, name=f"scale{k}"))
+            shape = (hk // 2, wk // 2, 2 * ck)
+        final = tfb.Chain(_couplings(shape, final_couplings, "checkerboard", filters, blocks, log_scale_bound,
+                                     actnorm, "final"), name="final")
     flow = MultiScale((h, w, c), levels, final)
-    base = tfd.Sample(tfd.Normal(0.0, 1.0), sample_shape=[h, w, c], name="base")
+    base = image_base((h, w, c), dtype)
     bijector = tfb.Chain([tfb.Invert(Logit(alpha)), flow], name="realnvp")
     return tfd.TransformedDistribution(base, bijector, name="MultiScaleRealNVP")
+
+
+def image_base(image_shape: Sequence[int], dtype: Any = tf.float32) -> tfd.Distribution:
+    """A standard normal over images of ``image_shape`` in ``dtype``: the base of the image flows."""
+    dtype = tf.as_dtype(dtype)
+    return tfd.Sample(tfd.Normal(tf.zeros([], dtype), tf.ones([], dtype)), sample_shape=list(image_shape), name="base")
 
 
 def _multiscale(flow: tfd.TransformedDistribution) -> tuple[tfb.Bijector, MultiScale]:
@@ -131,7 +142,7 @@ def _multiscale(flow: tfd.TransformedDistribution) -> tuple[tfb.Bijector, MultiS
 def latents_by_scale(flow: tfd.TransformedDistribution, y: Any) -> list[tf.Tensor]:
     """The latents of images ``y`` at each scale (finest first), e.g. to see where the bits go."""
     chain, multiscale = _multiscale(flow)
-    z = chain.inverse(tf.convert_to_tensor(y, tf.float32))
+    z = chain.inverse(tf.convert_to_tensor(y, flow.dtype))
     return multiscale.split_latents(z)
 
 
@@ -144,7 +155,7 @@ def bits_by_scale(flow: tfd.TransformedDistribution, y: Any, num_levels: int = 2
     the bits/dim of ``flow.log_prob``.
     """
     chain, multiscale = _multiscale(flow)
-    y = tf.convert_to_tensor(y, tf.float32)
+    y = tf.convert_to_tensor(y, flow.dtype)
     x, pre_log_det = y, 0.0
     for bijector in chain.bijectors:  # a chain's inverse runs its list from the start
         if bijector is multiscale:
@@ -156,7 +167,7 @@ def bits_by_scale(flow: tfd.TransformedDistribution, y: Any, num_levels: int = 2
     parts, log_dets = multiscale.inverse_by_scale(x)
     dims = float(np.prod(multiscale._image_shape))
     to_bits = lambda nats: float(tf.reduce_mean(nats)) / (dims * np.log(2.0))  # noqa: E731
-    normal = tfd.Normal(0.0, 1.0)
+    normal = tfd.Normal(tf.zeros([], flow.dtype), 1.0)
     out = {"logit and rescaling": to_bits(-pre_log_det) + float(np.log2(num_levels))}
     for k, (z, log_det) in enumerate(zip(parts, log_dets)):
         name = f"scale {k + 1}" if k < len(parts) - 1 else "final scale"

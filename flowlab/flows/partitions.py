@@ -24,8 +24,10 @@ Reference: L. Dinh, J. Sohl-Dickstein, S. Bengio, "Density estimation using Real
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from typing import Any
 
 import numpy as np
+import tensorflow as tf
 import tensorflow_probability as tfp
 
 from flowlab.bijectors.actnorm import ActNorm
@@ -35,6 +37,8 @@ from flowlab.bijectors.masks import channel_mask, checkerboard, validate_mask
 from flowlab.bijectors.multiscale import _shape
 from flowlab.bijectors.squeeze import Squeeze
 from flowlab.conditioners.resnet import ResNetConditioner
+from flowlab.flows.base import keras_dtype
+from flowlab.flows.multiscale import image_base
 from flowlab.validation import integer
 
 __all__ = ["SQUEEZE", "UNSQUEEZE", "good_partition", "bad_partition", "half_mask", "build_partition_flow",
@@ -80,31 +84,33 @@ def bad_partition(height: int, width: int, channels: int) -> list:
 
 def build_partition_flow(image_shape: Sequence[int], partition: Callable[[int, int, int], list], filters: int = 32,
                          blocks: int = 1, alpha: float = 0.05, log_scale_bound: float = 2.0,
-                         name: str = "partition_flow") -> tfd.TransformedDistribution:
+                         name: str = "partition_flow", dtype: Any = tf.float32) -> tfd.TransformedDistribution:
     """A single-scale coupling flow laid out by ``partition(H, W, C)``: masks, ``SQUEEZE`` and ``UNSQUEEZE``
-    markers in data order; each mask becomes an ActNorm and an affine coupling with a ResNet conditioner."""
+    markers in data order; each mask becomes an ActNorm and an affine coupling with a ResNet conditioner.
+    ``dtype``: float32 (default) or float64, the base's and every layer's."""
     h, w, c = _shape(image_shape)
     filters, blocks = integer(filters, "filters"), integer(blocks, "blocks", minimum=0)
     if h % 2 or w % 2:
         raise ValueError(f"the partition flows squeeze once: height and width must be even, got {h}x{w}")
-    layers: list[tfb.Bijector] = []
-    shape = (h, w, c)
-    for i, item in enumerate(partition(h, w, c)):
-        if isinstance(item, str) and item == SQUEEZE:
-            layers.append(tfb.Invert(Squeeze(name=f"squeeze{i}")))
-            shape = (shape[0] // 2, shape[1] // 2, 4 * shape[2])
-        elif isinstance(item, str) and item == UNSQUEEZE:
-            layers.append(Squeeze(name=f"unsqueeze{i}"))
-            shape = (shape[0] * 2, shape[1] * 2, shape[2] // 4)
-        else:
-            mask = validate_mask(item, shape)
-            layers.append(ActNorm(shape[2], name=f"actnorm{i}"))
-            net = ResNetConditioner(shape[2], filters=filters, blocks=blocks, name=f"resnet{i}")
-            layers.append(AffineCoupling(mask, net, log_scale_bound=log_scale_bound, name=f"coupling{i}"))
+    with keras_dtype(dtype) as dtype:
+        layers: list[tfb.Bijector] = []
+        shape = (h, w, c)
+        for i, item in enumerate(partition(h, w, c)):
+            if isinstance(item, str) and item == SQUEEZE:
+                layers.append(tfb.Invert(Squeeze(name=f"squeeze{i}")))
+                shape = (shape[0] // 2, shape[1] // 2, 4 * shape[2])
+            elif isinstance(item, str) and item == UNSQUEEZE:
+                layers.append(Squeeze(name=f"unsqueeze{i}"))
+                shape = (shape[0] * 2, shape[1] * 2, shape[2] // 4)
+            else:
+                mask = validate_mask(item, shape)
+                layers.append(ActNorm(shape[2], name=f"actnorm{i}"))
+                net = ResNetConditioner(shape[2], filters=filters, blocks=blocks, name=f"resnet{i}")
+                layers.append(AffineCoupling(mask, net, log_scale_bound=log_scale_bound, name=f"coupling{i}"))
     if shape != (h, w, c):
         raise ValueError(f"the partition does not end at the image's shape {(h, w, c)} (got {shape}): "
                          "every squeeze needs its unsqueeze")
-    base = tfd.Sample(tfd.Normal(0.0, 1.0), sample_shape=[h, w, c], name="base")
+    base = image_base((h, w, c), dtype)
     # Data order: a chain's inverse (data to latent) runs its list from the start.
     bijector = tfb.Chain([tfb.Invert(Logit(alpha))] + layers, name=name)
     return tfd.TransformedDistribution(base, bijector, name=name)
