@@ -51,7 +51,7 @@ __all__ = ["UnsupportedFormatError", "check_model_format", "is_hdf5", "is_hdf5_f
 
 FORMAT = "flowlab-flow-weights"
 VERSION = 1
-_HDF5_SUFFIXES = (".h5", ".hdf5", ".keras5")
+_HDF5_SUFFIXES = (".h5", ".hdf5", ".keras")  # Keras writes save_weights("w.keras") as HDF5
 
 _USE_INSTEAD = (
     "Save the weights instead -- model.save_weights('flow.weights.h5') (HDF5) or model.save_weights('flow_ckpt') "
@@ -61,8 +61,12 @@ _USE_INSTEAD = (
 )
 
 
-class UnsupportedFormatError(ValueError):
-    """A format that cannot hold a flow: raised when saving, never a silent save of no weights."""
+class UnsupportedFormatError(ValueError, NotImplementedError):
+    """A format that cannot hold a flow: raised when saving, never a silent save of no weights.
+
+    Also a ``NotImplementedError``: that is how a Keras model says it has no config, which
+    SavedModel's writer expects and skips (it stores the traced ``call`` instead).
+    """
 
 
 def is_hdf5(filepath: Any, save_format: str | None = None) -> bool:
@@ -105,6 +109,18 @@ def check_model_format(filepath: Any, save_format: str | None = None) -> None:
     raise UnsupportedFormatError(
         f"a flow cannot be saved as a whole model in the {kind} format: that format rebuilds the model "
         f"from its config, and a TensorFlow Probability distribution has none. {_USE_INSTEAD}"
+    )
+
+
+def no_config(model: Any) -> UnsupportedFormatError:
+    """The error of a flow's ``get_config``: the ``.keras`` writer asks for it first, before writing anything.
+
+    ``tf.keras.models.save_model(model, "m.keras")`` and ``tf.keras.saving.save_model`` do not go
+    through ``model.save``; this is where they meet a flow.
+    """
+    return UnsupportedFormatError(
+        f"{type(model).__name__} has no config (a TensorFlow Probability distribution has none), so it cannot be "
+        f"saved in the .keras format, which rebuilds a model from its config. {_USE_INSTEAD}"
     )
 
 

@@ -107,6 +107,14 @@ class DensityModel(tf.keras.Model):
         saving.check_model_format(filepath, kwargs.get("save_format"))
         super().save(filepath, *args, **kwargs)
 
+    def get_config(self) -> dict[str, Any]:
+        """Raises :class:`flowlab.saving.UnsupportedFormatError`: a flow has no config (see :mod:`flowlab.saving`).
+
+        Keras's own config of a subclassed model would be ``{name, trainable, dtype}``: a ``.keras``
+        file written from it saves, then fails to load ("missing ... 'distribution'").
+        """
+        raise saving.no_config(self)
+
     def save_weights(self, filepath: Any, overwrite: bool = True, save_format: str | None = None,
                      options: Any = None) -> None:  # noqa: D102
         if saving.is_hdf5(filepath, save_format):
