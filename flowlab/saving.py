@@ -10,18 +10,24 @@ the model, in its deterministic order, one HDF5 dataset each. Loading checks the
 shapes, so a file from a different architecture is an error, not a silent partial load.
 
 The ``.keras`` and whole-model ``.h5`` formats rebuild a model from its config; a TFP distribution
-has none, so saving to them raises :class:`UnsupportedFormatError` at save time and names the
-formats to use.
+has none, so saving to them raises at save time and names the formats to use:
+:class:`UnsupportedFormatError` from ``model.save``, and from ``tf.keras.models.save_model`` to
+``.keras`` (through the model's ``get_config``); Keras's own ``NotImplementedError`` from
+``tf.keras.models.save_model`` to ``.h5``.  Every other way round trips every flowlab flow bit for
+bit, loaded into a flow rebuilt by the same builder call (SavedModel: the same graph).
 
-==============================================  =========================================
-format                                          a flowlab flow
-==============================================  =========================================
-``model.save_weights("ckpt")`` (TF checkpoint)  weights and optimizer state
-``tf.train.Checkpoint(model=model)``            weights (and whatever else it is given)
-``model.save_weights("w.h5" / "w.weights.h5")`` weights (this module)
-``model.save("dir")`` (SavedModel)              a ``log_prob`` that runs without flowlab
-``model.save("m.keras" / "m.h5")``              :class:`UnsupportedFormatError` at save time
-==============================================  =========================================
+==================================================  =========================================
+format                                              a flowlab flow
+==================================================  =========================================
+``model.save_weights("ckpt")`` (TF checkpoint)      weights and optimizer state
+``tf.train.Checkpoint(model=model)``                weights (and whatever else it is given)
+``model.save_weights("w.h5" / "w.weights.h5")``     weights (this module; also ``"w.keras"``,
+                                                    ``ModelCheckpoint("w.h5", save_weights_only=True)``)
+``model.save("dir")``, ``tf.saved_model.save``      a ``log_prob`` that runs without flowlab
+``model.save("m.keras" / "m.h5")``                  :class:`UnsupportedFormatError` at save time
+``tf.keras.models.save_model(model, "m.keras")``    :class:`UnsupportedFormatError` at save time
+``save_flow_weights(flow, "f.weights.h5")``         a flow inside any Keras model (functional too)
+==================================================  =========================================
 
 >>> import os, tempfile, flowlab, numpy as np
 >>> from flowlab.flows import build_maf
