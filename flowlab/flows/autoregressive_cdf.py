@@ -67,8 +67,8 @@ def build_autoregressive_mixture_cdf(
 
     >>> import flowlab
     >>> flow = build_autoregressive_mixture_cdf(2, num_components=3, hidden_units=(8,))
-    >>> flow.log_prob([0.5, -1.0]).shape, flow.sample().shape, flow.sample(4).shape
-    (TensorShape([]), TensorShape([2]), TensorShape([4, 2]))
+    >>> flow.log_prob([0.5, -1.0]).shape, flow.log_prob([[0.5, -1.0], [0.0, 0.3]]).shape
+    (TensorShape([]), TensorShape([2]))
 
     Reference: Papamakarios, Pavlakou, Murray, "Masked Autoregressive Flow for Density Estimation"
     (NeurIPS 2017); Berkeley CS294-158 (2019-2020), homework 2.

@@ -98,6 +98,12 @@ def stack(
       dtype: float32 or float64: the base's, and the Keras layers' the factories make.
 
     Returns the flow with its Keras weights built (:func:`built`).
+
+    >>> import flowlab
+    >>> from flowlab.flows.maf import made_layer
+    >>> flow = stack(lambda i: made_layer(2, hidden_units=(8,)), n_layers=2, dims=2, name="MAF")
+    >>> len(flow.bijector.bijectors), flow.log_prob([0.5, -1.0]).shape      # layer, reversal, layer, reversal
+    (4, TensorShape([]))
     """
     n_layers = check_layers(n_layers)
     with keras_dtype(dtype) as dtype:

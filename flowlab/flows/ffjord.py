@@ -106,6 +106,18 @@ def build_ffjord(
       atol, rtol: the Dormand-Prince solver's tolerances: looser is faster and less exact.
       velocity: reuse an existing :class:`VelocityField` (e.g. a trained one, with the exact trace).
       dtype: float32 (default) or float64 (the velocity network's too, unless ``velocity`` is given).
+
+    Raises:
+        flowlab.validation.ArgumentError: a bad ``dims``, ``hidden_units`` or ``dtype``.
+        ValueError: an unknown ``trace``.
+
+    >>> import flowlab
+    >>> flow = build_ffjord(2, hidden_units=(8,), trace="exact", atol=1e-3, rtol=1e-3)
+    >>> flow.log_prob([0.5, -1.0]).shape                   # one ODE solve, with the trace alongside
+    TensorShape([])
+
+    Reference: Grathwohl, Chen, Bettencourt, Sutskever, Duvenaud, "FFJORD: Free-form Continuous
+    Dynamics for Scalable Reversible Generative Models" (ICLR 2019).
     """
     dims = check_dims(dims, 1, "FFJORD")
     if trace not in TRACES:

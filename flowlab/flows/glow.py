@@ -138,6 +138,17 @@ def build_glow(
     Returns a ``tfd.TransformedDistribution`` whose ``log_prob`` counts every log-det, as
     :func:`~flowlab.flows.multiscale.build_multiscale_realnvp`'s does (the same ``MultiScale``
     packing, so :func:`~flowlab.flows.multiscale.bits_by_scale` and ``sample_images`` work on it).
+
+    Raises:
+        flowlab.validation.ArgumentError: a bad ``image_shape``, count or ``dtype``.
+        ValueError: H or W not divisible by ``2**scales``.
+
+    >>> import flowlab, numpy as np
+    >>> flow = build_glow((4, 4, 1), scales=1, steps=1, final_steps=1, filters=4, dtype="float64")
+    >>> flow.log_prob(np.full((4, 4, 1), 0.5)).dtype, flow.sample().shape
+    (tf.float64, TensorShape([4, 4, 1]))
+
+    Reference: Kingma, Dhariwal, "Glow: Generative Flow with Invertible 1x1 Convolutions" (NeurIPS 2018).
     """
     h, w, c = _shape(image_shape)
     scales, steps, final_steps = (integer(v, label) for v, label in

@@ -117,6 +117,12 @@ def autoregressive_layer(
     """One ``tfb.MaskedAutoregressiveFlow`` moving variable ``i`` by ``transformer`` with parameters from ``x_<i``.
 
     ``log_prob`` runs its MADE network once (the log-det comes with the inverse, from TFP's cache).
+
+    >>> import flowlab
+    >>> from flowlab.transformers import SplineTransformer
+    >>> layer = autoregressive_layer(2, SplineTransformer(bins=4), hidden_units=(8,))
+    >>> layer.inverse(layer.forward([[0.5, -1.0]])).shape
+    TensorShape([1, 2])
     """
     return _MaskedAutoregressiveFlow(bijector_fn=MADETransformer(dims, transformer, hidden_units, activation))
 
@@ -129,6 +135,13 @@ def made_layer(
 
     ``log_scale_bound``: ``None`` for the lab sheet's unbounded log-scale, else the soft bound.
     The bijector is the one TFP builds from ``shift_and_log_scale_fn=tfb.AutoregressiveNetwork(params=2)``.
+
+    >>> import flowlab
+    >>> layer = made_layer(2, hidden_units=(8,))
+    >>> layer.forward([[0.5, -1.0]]).shape
+    TensorShape([1, 2])
+
+    Reference: Papamakarios, Pavlakou, Murray, "Masked Autoregressive Flow for Density Estimation" (2017).
     """
     return autoregressive_layer(dims, AffineTransformer(log_scale_bound), hidden_units, activation)
 
@@ -142,6 +155,18 @@ def build_autoregressive(
     ``dtype``: float32 (default) or float64, the flow's and its networks' (every builder takes it).
     Events may be batched or single: ``log_prob`` of one ``(dims,)`` event is a scalar, ``sample()``
     one event, as for any TFP distribution.
+
+    Raises:
+        flowlab.validation.ArgumentError: ``dims`` below 2, a bad ``n_layers``, ``hidden_units`` or ``dtype``.
+        TypeError: ``transformer`` is not a :class:`flowlab.transformers.Transformer`.
+
+    >>> import flowlab
+    >>> from flowlab.transformers import SplineTransformer
+    >>> flow = build_autoregressive(2, SplineTransformer(bins=4), n_layers=1, hidden_units=(8,))
+    >>> flow.log_prob([[0.5, -1.0], [0.0, 0.2]]).shape, flow.sample(3).shape
+    (TensorShape([2]), TensorShape([3, 2]))
+
+    References: Papamakarios et al. (2017), MAF; Kingma et al. (2016), IAF; Durkan et al. (2019), NSF.
     """
     dims = check_dims(dims, 2, "an inverse autoregressive flow" if invert else "an autoregressive flow")
     hidden_units = integers(hidden_units, "hidden_units")
@@ -178,6 +203,18 @@ def build_iaf(
     dims: int, n_layers: int = 3, hidden_units: Sequence[int] = (128, 128), activation: str = "relu",
     dtype: Any = tf.float32,
 ) -> tfd.TransformedDistribution:
-    """An IAF over ``dims``-vectors: the MAF's layers inverted (fast sampling, slow density)."""
+    """An IAF over ``dims``-vectors: the MAF's layers inverted (fast sampling, slow density).
+
+    Raises:
+        flowlab.validation.ArgumentError: ``dims`` below 2, a bad ``n_layers``, ``hidden_units`` or ``dtype``.
+
+    >>> import flowlab
+    >>> flow = build_iaf(3, n_layers=1, hidden_units=(8,))
+    >>> flow.sample().shape, flow.log_prob([0.1, 0.2, 0.3]).shape
+    (TensorShape([3]), TensorShape([]))
+
+    Reference: Kingma, Salimans, Jozefowicz, Chen, Sutskever, Welling, "Improved Variational Inference
+    with Inverse Autoregressive Flow" (NeurIPS 2016).
+    """
     return build_autoregressive(dims, AffineTransformer(None), n_layers, hidden_units, activation, invert=True,
                                 name="IAF", dtype=dtype)

@@ -50,7 +50,20 @@ def build_nsf(
     """A neural spline flow over ``dims``-vectors, each layer followed by a reversal.
 
     ``kind``: ``"autoregressive"`` (MADE conditioner, Durkan et al.'s NSF-AR) or ``"coupling"``
-    (NSF-C, an MLP on the other half).  ``dtype``: float32 (default) or float64.
+    (NSF-C, an MLP on the other half).  ``bins``: the spline's bins on ``[-bound, bound]`` (the
+    identity outside).  ``dtype``: float32 (default) or float64.
+
+    Raises:
+        flowlab.validation.ArgumentError: ``dims`` below 2, ``bins`` below 2, a bad ``n_layers``,
+            ``hidden_units`` or ``dtype``.
+        ValueError: an unknown ``kind``.
+
+    >>> import flowlab
+    >>> flow = build_nsf(2, n_layers=1, bins=4, hidden_units=(8,), kind="coupling")
+    >>> flow.log_prob([0.5, -1.0]).shape, flow.sample(5).shape
+    (TensorShape([]), TensorShape([5, 2]))
+
+    Reference: Durkan, Bekasov, Murray, Papamakarios, "Neural Spline Flows" (NeurIPS 2019).
     """
     dims = check_dims(dims, 2, "a neural spline flow")
     if kind not in KINDS:

@@ -117,10 +117,28 @@ def build_partition_flow(image_shape: Sequence[int], partition: Callable[[int, i
 
 
 def build_good_partition_flow(image_shape: Sequence[int] = (28, 28, 1), **kwargs) -> tfd.TransformedDistribution:
-    """:func:`build_partition_flow` with :func:`good_partition`."""
+    """:func:`build_partition_flow` with :func:`good_partition` (keywords: ``filters``, ``blocks``, ``alpha``,
+    ``log_scale_bound``, ``dtype``).
+
+    Raises:
+        flowlab.validation.ArgumentError: a bad ``image_shape``, count or ``dtype``; ValueError: odd H or W.
+
+    >>> import flowlab, numpy as np
+    >>> flow = build_good_partition_flow((4, 4, 1), filters=2)
+    >>> flow.log_prob(np.full((4, 4, 1), 0.5, np.float32)).shape
+    TensorShape([])
+
+    Reference: Dinh, Sohl-Dickstein, Bengio, "Density estimation using Real NVP" (ICLR 2017), 3.4-3.6.
+    """
     return build_partition_flow(image_shape, good_partition, name="good_partition", **kwargs)
 
 
 def build_bad_partition_flow(image_shape: Sequence[int] = (28, 28, 1), **kwargs) -> tfd.TransformedDistribution:
-    """:func:`build_partition_flow` with :func:`bad_partition`: the same flow, other masks."""
+    """:func:`build_partition_flow` with :func:`bad_partition`: the same flow, other masks.
+
+    >>> import flowlab, numpy as np
+    >>> flow = build_bad_partition_flow((4, 4, 1), filters=2)
+    >>> flow.log_prob(np.full((4, 4, 1), 0.5, np.float32)).shape
+    TensorShape([])
+    """
     return build_partition_flow(image_shape, bad_partition, name="bad_partition", **kwargs)
