@@ -36,6 +36,21 @@ class ActNorm(tfb.Bijector):
 
     ``dtype``: the variables' float type, float32 or float64; by default Keras's ``floatx()``
     (float32 unless set), like a Keras layer's, so the image builders' ``dtype=`` reaches it.
+    ``validate_args``: also check at run time that the inputs are finite.
+
+    >>> import flowlab, numpy as np
+    >>> norm = ActNorm(2, event_ndims=1, validate_args=True)
+    >>> initialize_actnorm(norm, np.array([[0.0, 10.0], [2.0, 30.0]], np.float32))
+    1
+    >>> norm.inverse(np.array([[0.0, 10.0], [2.0, 30.0]], np.float32)).numpy().round(3)   # standardised
+    array([[-1., -1.],
+           [ 1.,  1.]], dtype=float32)
+    >>> norm.inverse(np.array([[np.nan, 1.0]], np.float32))
+    Traceback (most recent call last):
+    ...
+    tensorflow.python.framework.errors_impl.InvalidArgumentError: ... actnorm: the data holds NaN or infinite values ...
+
+    Reference: Kingma, Dhariwal, "Glow" (NeurIPS 2018), section 3.1.
     """
 
     def __init__(self, channels: int, event_ndims: int = 3, validate_args: bool = False, name: str = "actnorm",
@@ -63,12 +78,19 @@ class ActNorm(tfb.Bijector):
         shape = tf.shape(x)[tf.rank(x) - self._ndims : -1]
         return tf.cast(tf.reduce_prod(shape), x.dtype)
 
-    def _forward(self, x: tf.Tensor) -> tf.Tensor:
+    def _checked(self, x: tf.Tensor, what: str) -> tf.Tensor:
+        """``x`` after the static shape check and, with ``validate_args``, a run-time finiteness check."""
         self._check(x)
+        if self.validate_args:
+            x = tf.debugging.assert_all_finite(x, f"{self.name}: {what} holds NaN or infinite values")
+        return x
+
+    def _forward(self, x: tf.Tensor) -> tf.Tensor:
+        x = self._checked(x, "the latent")
         return x * tf.exp(self.log_scale) + self.loc
 
     def _inverse(self, y: tf.Tensor) -> tf.Tensor:
-        self._check(y)
+        y = self._checked(y, "the data")
         if self._pending_init:
             axes = list(range(y.shape.rank - 1))
             mean, variance = tf.nn.moments(y, axes=axes)
