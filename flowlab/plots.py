@@ -25,7 +25,10 @@ def density_grid(
     xs = np.linspace(*xlim, resolution, dtype=np.float32)
     ys = np.linspace(*ylim, resolution, dtype=np.float32)
     grid = np.stack(np.meshgrid(xs, ys), axis=-1).reshape(-1, 2)
-    log_prob = tf.concat([distribution.log_prob(chunk) for chunk in np.array_split(grid, 8)], axis=0)
+    # Chunks of at most 8,192 points: they bound one call's memory, and few of them keep the fixed cost
+    # of each eager call through a deep flow (a 40 x 40 grid is one call, not eight).
+    chunks = np.array_split(grid, -(-len(grid) // 8192))
+    log_prob = tf.concat([distribution.log_prob(chunk) for chunk in chunks], axis=0)
     density = np.exp(np.asarray(log_prob, dtype=np.float64)).reshape(resolution, resolution)
     return xs, ys, density
 
