@@ -75,11 +75,14 @@ class MADETransformer(tf.Module):
     """``bijector_fn`` of a ``tfb.MaskedAutoregressiveFlow``: a MADE network's outputs -> the transformer's bijector.
 
     A ``tf.Module`` holding the Keras MADE network (``params_per_dim`` outputs per variable), so the
-    flow's ``trainable_variables`` find its weights.
+    flow's ``trainable_variables`` find its weights.  ``zero_init=True`` starts the network's output
+    layer at zero (Kingma & Dhariwal 2018): every transformer in :mod:`flowlab.transformers` is the
+    identity at zero parameters, so the layer starts as the identity, as a coupling layer does;
+    otherwise TFP's Glorot initialisation makes it start as a random monotone map.
     """
 
     def __init__(self, dims: int, transformer: Transformer, hidden_units: Sequence[int] = (128, 128),
-                 activation: str = "relu", name: str | None = None) -> None:
+                 activation: str = "relu", name: str | None = None, zero_init: bool = False) -> None:
         super().__init__(name=name)
         if not (callable(transformer) and isinstance(getattr(transformer, "params_per_dim", None), int)):
             raise TypeError("the transformer must be a flowlab.transformers.Transformer, "
@@ -88,6 +91,10 @@ class MADETransformer(tf.Module):
         self.network = tfb.AutoregressiveNetwork(
             params=transformer.params_per_dim, event_shape=[integer(dims, "dims")],
             hidden_units=list(integers(hidden_units, "hidden_units")), activation=activation)
+        if zero_init:
+            self.network.build([None, dims])
+            for variable in self.network.trainable_variables[-2:]:  # the output layer's kernel and bias
+                variable.assign(tf.zeros_like(variable))  # (zeros keep MADE's mask: TFP masks by zeroing)
 
     def __call__(self, x: tf.Tensor, **kwargs) -> tfb.Bijector:
         return self.transformer(self.network(x))
@@ -113,10 +120,12 @@ class _MaskedAutoregressiveFlow(tfb.MaskedAutoregressiveFlow):
 
 def autoregressive_layer(
     dims: int, transformer: Transformer, hidden_units: Sequence[int] = (128, 128), activation: str = "relu",
+    zero_init: bool = False,
 ) -> tfb.MaskedAutoregressiveFlow:
     """One ``tfb.MaskedAutoregressiveFlow`` moving variable ``i`` by ``transformer`` with parameters from ``x_<i``.
 
     ``log_prob`` runs its MADE network once (the log-det comes with the inverse, from TFP's cache).
+    ``zero_init``: start as the identity (:class:`MADETransformer`).
 
     >>> import flowlab
     >>> from flowlab.transformers import SplineTransformer
@@ -124,7 +133,8 @@ def autoregressive_layer(
     >>> layer.inverse(layer.forward([[0.5, -1.0]])).shape
     TensorShape([1, 2])
     """
-    return _MaskedAutoregressiveFlow(bijector_fn=MADETransformer(dims, transformer, hidden_units, activation))
+    return _MaskedAutoregressiveFlow(bijector_fn=MADETransformer(dims, transformer, hidden_units, activation,
+                                                                 zero_init=zero_init))
 
 
 def made_layer(
@@ -149,12 +159,14 @@ def made_layer(
 def build_autoregressive(
     dims: int, transformer: Transformer, n_layers: int = 3, hidden_units: Sequence[int] = (128, 128),
     activation: str = "relu", invert: bool = False, name: str = "MAF", dtype: Any = tf.float32,
+    zero_init: bool = False,
 ) -> tfd.TransformedDistribution:
     """``n_layers`` autoregressive layers with ``transformer``, each followed by a reversal (``invert``: IAF).
 
     ``dtype``: float32 (default) or float64, the flow's and its networks' (every builder takes it).
     Events may be batched or single: ``log_prob`` of one ``(dims,)`` event is a scalar, ``sample()``
-    one event, as for any TFP distribution.
+    one event, as for any TFP distribution.  ``zero_init``: every layer starts as the identity
+    (:class:`MADETransformer`), so the flow starts as its base distribution.
 
     Raises:
         flowlab.validation.ArgumentError: ``dims`` below 2, a bad ``n_layers``, ``hidden_units`` or ``dtype``.
@@ -172,7 +184,7 @@ def build_autoregressive(
     hidden_units = integers(hidden_units, "hidden_units")
 
     def layer(i: int) -> tfb.Bijector:
-        made = autoregressive_layer(dims, transformer, hidden_units, activation)
+        made = autoregressive_layer(dims, transformer, hidden_units, activation, zero_init=zero_init)
         return tfb.Invert(made) if invert else made
 
     return stack(layer, n_layers, dims, name, dtype=dtype)

@@ -45,13 +45,16 @@ KINDS = ("autoregressive", "coupling")
 def build_nsf(
     dims: int, n_layers: int = 3, bins: int = 8, bound: float = 4.0,
     hidden_units: Sequence[int] = (128, 128), activation: str = "relu", kind: str = "autoregressive",
-    dtype: Any = tf.float32,
+    dtype: Any = tf.float32, zero_init: bool = False,
 ) -> tfd.TransformedDistribution:
     """A neural spline flow over ``dims``-vectors, each layer followed by a reversal.
 
     ``kind``: ``"autoregressive"`` (MADE conditioner, Durkan et al.'s NSF-AR) or ``"coupling"``
     (NSF-C, an MLP on the other half).  ``bins``: the spline's bins on ``[-bound, bound]`` (the
-    identity outside).  ``dtype``: float32 (default) or float64.
+    identity outside).  ``dtype``: float32 (default) or float64.  ``zero_init=True``: the MADE
+    networks' output layers start at zero, so every layer, and the flow, starts as the identity
+    (coupling layers always do); the default keeps TFP's Glorot start, a random monotone map.  On two
+    moons the zero start reached a lower validation NLL (``bench/beyond_affine.md``).
 
     Raises:
         flowlab.validation.ArgumentError: ``dims`` below 2, ``bins`` below 2, a bad ``n_layers``,
@@ -71,4 +74,5 @@ def build_nsf(
     spline = SplineTransformer(integer(bins, "bins", minimum=2), bound)
     if kind == "coupling":
         return build_coupling_flow(dims, spline, n_layers, hidden_units, activation, name="NSF", dtype=dtype)
-    return build_autoregressive(dims, spline, n_layers, hidden_units, activation, name="NSF", dtype=dtype)
+    return build_autoregressive(dims, spline, n_layers, hidden_units, activation, name="NSF", dtype=dtype,
+                                zero_init=zero_init)
