@@ -122,7 +122,7 @@ def flowlab_moons(seed: int, args) -> dict:
     flowlab.seed(seed)
     cpu0, wall0 = time.process_time(), time.perf_counter()
     flow = build_nsf(2, n_layers=args.layers, bins=args.bins, bound=args.bound,
-                     hidden_units=(args.hidden, args.hidden), kind=args.kind)
+                     hidden_units=(args.hidden, args.hidden), kind=args.kind, zero_init=args.init == "zero")
     model = density_model(flow)
     model.compile(optimizer=tf.keras.optimizers.Adam(args.learning_rate), loss=negative_log_likelihood)
     build_optimizer(model)
@@ -199,7 +199,7 @@ def summary_moons(args, runs: list[dict]) -> dict:
         "data": "train make_moons(10000, noise=0.05, random_state=0) minus its last 1000 (validation); "
                 "test make_moons(5000, noise=0.05, random_state=1)",
         "true_density_test_nll": 0.300,
-        "recipe": {k: getattr(args, k) for k in ("kind", "layers", "hidden", "bins", "bound", "batch_size",
+        "recipe": {k: getattr(args, k) for k in ("kind", "init", "layers", "hidden", "bins", "bound", "batch_size",
                                                  "learning_rate", "epochs", "cpu_budget", "threads")},
         "seeds": [r["seed"] for r in runs],
         "runs": runs,
@@ -234,8 +234,8 @@ def face_flows(quick: bool) -> dict:
         "NSF (4 spline couplings, 8 bins)": (
             lambda: build_nsf(2, n_layers=4, hidden_units=(64, 64), kind="coupling"), 3e-3, e(150), 128),
         "NSF-AR (4 spline MADE layers, 8 bins, B=5)": (
-            lambda: build_nsf(2, n_layers=4, hidden_units=(64, 64), bound=5.0, kind="autoregressive"), 3e-3, e(150),
-            128),
+            lambda: build_nsf(2, n_layers=4, hidden_units=(64, 64), bound=5.0, kind="autoregressive", zero_init=True),
+            3e-3, e(150), 128),
         "mixture-CDF coupling (4 layers, K=8)": (
             lambda: build_coupling_flow(2, MixtureCDFTransformer(8), n_layers=4, hidden_units=(64, 64)),
             3e-3, e(150), 128),
@@ -351,6 +351,8 @@ def main() -> None:
     parser.add_argument("--out", help="JSON file (default bench/results/beyond_affine_<part>[_quick].json)")
     moons = parser.add_argument_group("moons")
     moons.add_argument("--kind", default="autoregressive", choices=["coupling", "autoregressive"])
+    moons.add_argument("--init", default="zero", choices=["zero", "glorot"],
+                       help="NSF-AR's MADE output layers: zero (each layer starts as the identity) or TFP's Glorot")
     moons.add_argument("--layers", type=int, default=4)
     moons.add_argument("--hidden", type=int, default=64)
     moons.add_argument("--bins", type=int, default=8)
