@@ -111,7 +111,8 @@ def initialize_actnorm(distribution_or_bijector: Any, x: Any) -> int:
 
     Runs ``x`` (a batch of data) once through the flow in the data-to-latent direction, eagerly:
     each ActNorm, when the batch reaches it, sets its parameters so the batch leaves it
-    standardised per channel.  Call it once before training.
+    standardised per channel.  Call it once before training.  Raises ``RuntimeError`` inside
+    ``tf.function`` (it must run eagerly).  An example: :class:`ActNorm`'s.
     """
     if not tf.executing_eagerly():
         raise RuntimeError("initialize_actnorm must run eagerly (not inside tf.function)")

@@ -66,7 +66,16 @@ def validate_mask(mask: Any, event_shape: Any = None) -> np.ndarray:
 
 
 def checkerboard(height: int, width: int, channels: int = 1, parity: int = 0) -> np.ndarray:
-    """A ``(height, width, channels)`` checkerboard: 1 where ``(row + column) % 2 == parity``."""
+    """A ``(height, width, channels)`` checkerboard: 1 where ``(row + column) % 2 == parity``.
+
+    Raises ``ArgumentError``/``ValueError`` for non-positive sizes, a parity other than 0 or 1, one pixel.
+
+    >>> checkerboard(2, 3)[..., 0]
+    array([[1., 0., 1.],
+           [0., 1., 0.]], dtype=float32)
+
+    Reference: Dinh, Sohl-Dickstein, Bengio, "Density estimation using Real NVP" (2017), section 3.4.
+    """
     height, width = _positive_int(height, "height"), _positive_int(width, "width")
     channels, parity = _positive_int(channels, "channels"), _parity(parity, "parity")
     if height * width < 2:
@@ -77,7 +86,13 @@ def checkerboard(height: int, width: int, channels: int = 1, parity: int = 0) ->
 
 
 def channel_mask(height: int, width: int, channels: int, half: int = 0) -> np.ndarray:
-    """A ``(height, width, channels)`` mask that reads the first (``half=0``) or second half of the channels."""
+    """A ``(height, width, channels)`` mask that reads the first (``half=0``) or second half of the channels.
+
+    Raises ``ValueError`` for fewer than 2 channels (nothing to split).
+
+    >>> channel_mask(1, 1, 4, half=1)[0, 0]
+    array([0., 0., 1., 1.], dtype=float32)
+    """
     height, width = _positive_int(height, "height"), _positive_int(width, "width")
     channels, half = _positive_int(channels, "channels"), _parity(half, "half")
     if channels < 2:
@@ -89,7 +104,13 @@ def channel_mask(height: int, width: int, channels: int, half: int = 0) -> np.nd
 
 
 def alternating_mask(dims: int, parity: int = 0) -> np.ndarray:
-    """A vector mask ``[1, 0, 1, 0, ...]`` (parity 0) or ``[0, 1, 0, 1, ...]`` (parity 1)."""
+    """A vector mask ``[1, 0, 1, 0, ...]`` (parity 0) or ``[0, 1, 0, 1, ...]`` (parity 1).
+
+    Raises ``ValueError`` for fewer than 2 variables.
+
+    >>> alternating_mask(5, parity=1)
+    array([0., 1., 0., 1., 0.], dtype=float32)
+    """
     dims, parity = _positive_int(dims, "dims"), _parity(parity, "parity")
     if dims < 2:
         raise ValueError(f"a coupling needs at least 2 variables, got dims={dims}")

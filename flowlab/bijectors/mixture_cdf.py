@@ -100,6 +100,13 @@ class MixtureCDF(tfb.Bijector):
 
     Raises ``ValueError`` for an unknown family, K < 1, parameters whose component dimensions or
     batch dimensions do not match, and ``TypeError`` for non-float parameters.
+
+    >>> import flowlab
+    >>> cdf = MixtureCDF(logits=[0.0, 0.0], locs=[-1.0, 1.0], log_scales=[0.0, 0.0])
+    >>> round(float(cdf.forward(0.0)), 6), round(float(cdf.inverse(cdf.forward(0.7))), 4)   # symmetric: F(0) = 1/2
+    (0.5, 0.7)
+
+    Reference: Ho, Chen, Srinivas, Duan, Abbeel, "Flow++" (ICML 2019), section 3.1.
     """
 
     def __init__(
