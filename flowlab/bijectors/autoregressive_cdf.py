@@ -105,6 +105,16 @@ class AutoregressiveMixtureCDF(tfb.Bijector):
     passes, solving for :math:`x_1` first, then :math:`x_2` given :math:`x_1`, and so on.
     ``forward_log_det_jacobian`` is :math:`\sum_i \log p(x_i \mid x_{<i})`.  As a flow over a
     Uniform[0, 1]^D base it is used inverted: ``tfd.TransformedDistribution(uniform, tfb.Invert(b))``.
+
+    Raises ``TypeError`` for a conditioner that is not callable, ``ValueError`` for an unknown
+    family, a missing ``dims``, events of the wrong size or parameters of the wrong shape.
+
+    >>> import flowlab, tensorflow as tf
+    >>> from flowlab.conditioners.mixture import MADEMixtureConditioner
+    >>> cdf = AutoregressiveMixtureCDF(MADEMixtureConditioner(3, num_components=2, hidden_units=(8,)))
+    >>> z = cdf.forward(tf.constant([[0.3, -1.0, 2.0]]))                       # into the unit cube
+    >>> bool(tf.reduce_all((z > 0) & (z < 1))), cdf.inverse(z).shape
+    (True, TensorShape([1, 3]))
     """
 
     def __init__(

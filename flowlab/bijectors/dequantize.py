@@ -64,6 +64,12 @@ def uniform_dequantize(
 
     Noise comes from ``generator`` if given (a new draw every call, also inside ``tf.data``), else
     from a stateless draw with ``seed`` (a pair of ints), else from TensorFlow's global RNG.
+    Raises ``InvalidArgumentError`` for pixel values that are not integers.
+
+    >>> import flowlab, numpy as np
+    >>> y = uniform_dequantize(np.array([0, 128, 255]), seed=(1, 2)).numpy()
+    >>> bool(np.all((np.array([0, 128, 255]) / 256 <= y) & (y < np.array([1, 129, 256]) / 256)))   # each in its bin
+    True
     """
     num_levels = _levels(num_levels)
     x = tf.convert_to_tensor(x)
