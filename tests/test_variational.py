@@ -123,3 +123,16 @@ def test_feature_kl_tells_matching_from_shifted_samples():
     same = V.feature_kl(x, rng.normal(1.0, 0.5, (20000, 3)))
     shifted = V.feature_kl(x, rng.normal(1.5, 0.5, (20000, 3)))
     assert 0 <= same < 0.5 < shifted
+
+
+def test_the_iaf_of_build_vi_flow_bounds_every_layers_stretch():
+    """Whatever its weights, each IAF layer scales each coordinate by at most e^IAF_LOG_SCALE_BOUND."""
+    q = V.build_vi_flow("iaf", dims=2, n_flows=3, hidden_units=(8,))
+    z = tf.random.stateless_normal([64, 2], seed=[5, 6])
+    q.log_prob(z)  # builds the MADE networks
+    for variable in q.trainable_variables:
+        variable.assign(variable * 100.0)  # log-scales far beyond any bound, were they free
+    log_det = q.bijector.forward_log_det_jacobian(z, event_ndims=1).numpy()
+    assert np.all(np.isfinite(log_det))
+    assert np.max(np.abs(log_det)) <= 3 * 2 * V.IAF_LOG_SCALE_BOUND + 1e-5
+    assert np.max(np.abs(log_det)) > 0.5 * V.IAF_LOG_SCALE_BOUND  # the weights did move it

@@ -213,9 +213,13 @@ def build_maf(
 
 def build_iaf(
     dims: int, n_layers: int = 3, hidden_units: Sequence[int] = (128, 128), activation: str = "relu",
-    dtype: Any = tf.float32,
+    log_scale_bound: float | None = None, dtype: Any = tf.float32,
 ) -> tfd.TransformedDistribution:
     """An IAF over ``dims``-vectors: the MAF's layers inverted (fast sampling, slow density).
+
+    ``log_scale_bound`` softly bounds each layer's log-scale (``None``: free). Trained by reverse KL,
+    a deep IAF with free log-scales can stretch its samples without limit while the annealed target
+    barely counts, and diverges (``bench/variational.md``); a bound keeps each layer's stretch finite.
 
     Raises:
         flowlab.validation.ArgumentError: ``dims`` below 2, a bad ``n_layers``, ``hidden_units`` or ``dtype``.
@@ -228,5 +232,5 @@ def build_iaf(
     Reference: Kingma, Salimans, Jozefowicz, Chen, Sutskever, Welling, "Improved Variational Inference
     with Inverse Autoregressive Flow" (NeurIPS 2016).
     """
-    return build_autoregressive(dims, AffineTransformer(None), n_layers, hidden_units, activation, invert=True,
-                                name="IAF", dtype=dtype)
+    return build_autoregressive(dims, AffineTransformer(log_scale_bound), n_layers, hidden_units, activation,
+                                invert=True, name="IAF", dtype=dtype)
