@@ -256,3 +256,21 @@ def test_every_exported_bijector_has_a_case():
     exported = {getattr(fb, name) for name in fb.__all__}
     bijectors = {c for c in exported if isinstance(c, type) and issubclass(c, tfp.bijectors.Bijector)}
     assert bijectors and bijectors - COVERED == set()
+
+
+def test_multiscale_validate_args_checks_finiteness_and_run_time_shape():
+    # One level that only unsqueezes (4, 4, 1) <-> (2, 2, 4): the check, not the layers, is under test.
+    def multiscale(validate_args):
+        return MultiScale((4, 4, 1), [tfp.bijectors.Invert(fb.Squeeze())], tfp.bijectors.Identity(),
+                          validate_args=validate_args)
+    image = np.full([1, 4, 4, 1], np.nan, np.float32)
+    with pytest.raises(tf.errors.InvalidArgumentError, match="multiscale: the image holds NaN"):
+        multiscale(True).inverse(image)
+    with pytest.raises(tf.errors.InvalidArgumentError, match="multiscale: the latent holds NaN"):
+        multiscale(True).forward(image)
+    inverse = tf.function(multiscale(True).inverse, input_signature=[tf.TensorSpec([None, None, None, 1])])
+    with pytest.raises(tf.errors.InvalidArgumentError, match=r"needs shape \(\.\.\., 4, 4, 1\)"):
+        inverse(tf.zeros([1, 8, 2, 1]))
+    assert inverse(tf.zeros([3, 4, 4, 1])).shape == (3, 4, 4, 1)
+    # validate_args=False (the default): no check, NaN passes through.
+    assert np.isnan(multiscale(False).inverse(image).numpy()).all()

@@ -186,3 +186,20 @@ def test_actnorm_data_dependent_init_standardises_and_log_det_is_exact():
     np.testing.assert_allclose(norm.forward_log_det_jacobian(x, event_ndims=3), expected, rtol=1e-4)
     with pytest.raises(ValueError, match="channels"):
         norm.forward(tf.zeros([1, 4, 4, 3]))
+
+
+
+def test_validate_args_refuses_non_finite_and_misshapen_inputs_at_run_time():
+    bad = tf.constant([[0.3, np.inf, 2.0, 0.5]])
+    checked = AffineCoupling(alternating_mask(4), MLPConditioner(4, hidden_units=[]), validate_args=True)
+    unchecked = AffineCoupling(alternating_mask(4), MLPConditioner(4, hidden_units=[]))
+    for direction in ("forward", "inverse"):
+        with pytest.raises(tf.errors.InvalidArgumentError, match=f"the input to {direction} holds NaN"):
+            getattr(checked, direction)(bad)
+        # validate_args=False (the default): no check, the infinity goes through.
+        assert not np.isfinite(getattr(unchecked, direction)(bad).numpy()).all()
+    # A shape only known at run time (no static event size): a clear assertion, not a reshape error.
+    forward = tf.function(checked.forward, input_signature=[tf.TensorSpec([None, None])])
+    with pytest.raises(tf.errors.InvalidArgumentError, match=r"does not end in the event shape of the mask, \(4,\)"):
+        forward(tf.zeros([2, 3]))
+    assert forward(tf.zeros([2, 4])).shape == (2, 4)

@@ -49,3 +49,20 @@ def test_bad_inputs_are_refused():
         Squeeze().inverse(tf.zeros([1, 2, 2, 3]))
     with pytest.raises(ValueError, match="height, width, channels"):
         Squeeze().forward(tf.zeros([4, 4]))
+
+
+def test_validate_args_checks_at_run_time_what_the_static_shape_hides():
+    # Inside tf.function with unknown spatial sizes only a run-time assertion can refuse an odd width.
+    checked = Squeeze(validate_args=True)
+    forward = tf.function(checked.forward, input_signature=[tf.TensorSpec([None, None, None, 1])])
+    with pytest.raises(tf.errors.InvalidArgumentError, match="width divisible by 2"):
+        forward(tf.zeros([1, 4, 5, 1]))
+    assert forward(tf.ones([2, 4, 6, 1])).shape == (2, 2, 3, 4)
+    inverse = tf.function(checked.inverse, input_signature=[tf.TensorSpec([None, 2, 2, None])])
+    with pytest.raises(tf.errors.InvalidArgumentError, match="channels divisible by 4"):
+        inverse(tf.zeros([1, 2, 2, 6]))
+    nan = tf.fill([1, 4, 4, 1], np.nan)
+    with pytest.raises(tf.errors.InvalidArgumentError, match="squeeze: the input to forward holds NaN"):
+        checked.forward(nan)
+    # validate_args=False (the default): no check, NaN passes through the permutation untouched.
+    assert np.isnan(Squeeze().forward(nan).numpy()).all()

@@ -78,7 +78,10 @@ class Coupling(CachedLogDet, tfb.Bijector):
         returns an elementwise bijector).
 
     Raises ``ValueError`` for a mask that is not binary, all ones or all zeros, and for a
-    conditioner whose output does not fit the transformer.
+    conditioner whose output does not fit the transformer.  With ``validate_args=True`` it also
+    checks at run time (inside ``tf.function`` too) that the inputs are finite and, where the shape
+    is only known then, that they end in the mask's event shape: ``InvalidArgumentError`` naming the
+    problem instead of NaN passed on or a raw reshape error.
 
     >>> import flowlab, tensorflow as tf
     >>> from flowlab.conditioners import MLPConditioner
@@ -141,6 +144,25 @@ class Coupling(CachedLogDet, tfb.Bijector):
                     f"{self._event_shape}"
                 )
 
+    def _validated(self, x: tf.Tensor, what: str) -> tf.Tensor:
+        """``x`` with run-time checks attached when ``validate_args``: finite, ending in the event shape."""
+        if not self.validate_args:
+            return x
+        x = tf.debugging.assert_all_finite(x, f"{self.name}: {what} holds NaN or infinite values")
+        ndims = len(self._event_shape)
+        static = x.shape[-ndims:] if x.shape.rank is not None and x.shape.rank >= ndims else None
+        if static is None or not static.is_fully_defined():  # otherwise _check_shape has settled it
+            assertions = [
+                tf.debugging.assert_rank_at_least(x, ndims, message=f"{self.name}: {what} has fewer axes than "
+                                                  f"the event shape of the mask, {self._event_shape}"),
+                tf.debugging.assert_equal(tf.shape(x)[tf.rank(x) - ndims:], tf.constant(self._event_shape, tf.int32),
+                                          message=f"{self.name}: {what} does not end in the event shape "
+                                                  f"of the mask, {self._event_shape}"),
+            ]
+            with tf.control_dependencies(assertions):
+                x = tf.identity(x)
+        return x
+
     def _params_from(self, out: Any) -> Any:
         """The conditioner's output as the transformer's parameters (a hook for AdditiveCoupling)."""
         return out
@@ -190,17 +212,20 @@ class Coupling(CachedLogDet, tfb.Bijector):
 
     # The log-det comes out of the same conditioner pass as the values: store it in TFP's bijector
     # cache so log_prob does not run the network twice (as ffjord.py in TFP does).
+    # The cache is keyed by the caller's tensor, so the checked copy (``v``) only feeds the arithmetic.
     def _forward(self, x: tf.Tensor) -> tf.Tensor:
-        tau = self._elementwise(x)
-        y = tf.where(tf.constant(self._mask_np > 0), x, tau.forward(x))
-        log_det = tf.broadcast_to(tau.forward_log_det_jacobian(x, event_ndims=0), tf.shape(x))
+        v = self._validated(x, "the input to forward")
+        tau = self._elementwise(v)
+        y = tf.where(tf.constant(self._mask_np > 0), v, tau.forward(v))
+        log_det = tf.broadcast_to(tau.forward_log_det_jacobian(v, event_ndims=0), tf.shape(v))
         self._cache.forward_attributes(x)["ildj"] = -self._sum_event(log_det)
         return y
 
     def _inverse(self, y: tf.Tensor) -> tf.Tensor:
-        tau = self._elementwise(y)
-        x = tf.where(tf.constant(self._mask_np > 0), y, tau.inverse(y))
-        log_det = tf.broadcast_to(tau.inverse_log_det_jacobian(y, event_ndims=0), tf.shape(y))
+        v = self._validated(y, "the input to inverse")
+        tau = self._elementwise(v)
+        x = tf.where(tf.constant(self._mask_np > 0), v, tau.inverse(v))
+        log_det = tf.broadcast_to(tau.inverse_log_det_jacobian(v, event_ndims=0), tf.shape(v))
         self._cache.inverse_attributes(y)["ildj"] = self._sum_event(log_det)
         return x
 

@@ -48,6 +48,11 @@ class MultiScale(CachedLogDet, tfb.Bijector):
     ``z`` has the image's shape: the factored-out parts ``z_1, ..., z_K`` and ``final``'s latent,
     flattened and concatenated in that order.  :meth:`split_latents` undoes the packing.
 
+    Raises ``ValueError`` for a level that leaves an odd number of channels, latents that do not add
+    up to the image, or inputs not of the image's shape.  With ``validate_args=True`` it also checks
+    at run time (inside ``tf.function`` too) that the inputs are finite and, where the shape is only
+    known then, that they end in ``image_shape``: ``InvalidArgumentError`` naming the problem.
+
     >>> import tensorflow_probability as tfp
     >>> from flowlab.bijectors.squeeze import Squeeze
     >>> unsqueeze = tfp.bijectors.Invert(Squeeze())      # one level: (2, 2, 4) -> (4, 4, 1)
@@ -81,9 +86,26 @@ class MultiScale(CachedLogDet, tfb.Bijector):
         return list(self._latent_shapes)
 
     def _check(self, x: tf.Tensor) -> None:
-        if x.shape.rank is not None and (x.shape.rank < 3 or tuple(x.shape[-3:]) != self._image_shape):
+        # Sizes unknown at trace time (None) are left to validate_args's run-time check.
+        if x.shape.rank is not None and (x.shape.rank < 3 or not x.shape[-3:].is_compatible_with(self._image_shape)):
             raise ValueError(f"{self.name}: expected images of shape (..., {', '.join(map(str, self._image_shape))}), "
                              f"got {tuple(x.shape)}")
+
+    def _validated(self, x: tf.Tensor, what: str) -> tf.Tensor:
+        """``x`` with run-time checks when ``validate_args``: finite and ending in ``image_shape``."""
+        if not self.validate_args:
+            return x
+        x = tf.debugging.assert_all_finite(x, f"{self.name}: {what} holds NaN or infinite values")
+        if x.shape.rank is None or not x.shape[-3:].is_fully_defined():  # otherwise _check has settled it
+            expected = ", ".join(map(str, self._image_shape))
+            assertions = [
+                tf.debugging.assert_rank_at_least(x, 3, message=f"{self.name}: {what} needs shape (..., {expected})"),
+                tf.debugging.assert_equal(tf.shape(x)[-3:], tf.constant(self._image_shape, tf.int32),
+                                          message=f"{self.name}: {what} needs shape (..., {expected})"),
+            ]
+            with tf.control_dependencies(assertions):
+                x = tf.identity(x)
+        return x
 
     def split_latents(self, z: tf.Tensor) -> list[tf.Tensor]:
         """Unpack a latent of the image's shape into the per-scale latents."""
@@ -101,7 +123,7 @@ class MultiScale(CachedLogDet, tfb.Bijector):
     def inverse_by_scale(self, x: tf.Tensor) -> tuple[list[tf.Tensor], list[tf.Tensor]]:
         """Latents and log-dets (of the data-to-latent map) of each scale, finest first, ``final``'s last."""
         self._check(x)
-        h, parts, log_dets = x, [], []
+        h, parts, log_dets = self._validated(x, "the image"), [], []
         for level in self._levels:
             out = level.inverse(h)
             log_dets.append(level.inverse_log_det_jacobian(h, event_ndims=3))
@@ -117,7 +139,8 @@ class MultiScale(CachedLogDet, tfb.Bijector):
         return self._pack(parts, tf.shape(x)[:-3])
 
     def _forward(self, z: tf.Tensor) -> tf.Tensor:
-        parts = self.split_latents(z)
+        self._check(z)
+        parts = self.split_latents(self._validated(z, "the latent"))
         h = self._final.forward(parts[-1])
         fldj = self._final.forward_log_det_jacobian(parts[-1], event_ndims=3)
         for level, part in zip(reversed(self._levels), reversed(parts[:-1])):

@@ -28,7 +28,10 @@ class Squeeze(tfb.Bijector):
     """Space-to-depth with 2×2 blocks on images of event shape ``(H, W, C)``; ``H`` and ``W`` must be even.
 
     A permutation of the pixels: the log-det is 0.  Raises ``ValueError`` for odd ``H`` or ``W`` or
-    inputs of fewer than three axes.
+    inputs of fewer than three axes.  With ``validate_args=True`` it also checks at run time what the
+    static shape may not tell inside ``tf.function`` -- three axes, even ``H`` and ``W`` (forward),
+    channels a multiple of 4 (inverse) -- and that the inputs are finite: ``InvalidArgumentError``
+    naming the problem instead of TensorFlow's ``space_to_depth`` error.
 
     >>> import flowlab, tensorflow as tf
     >>> x = tf.reshape(tf.range(16.0), [1, 4, 4, 1])
@@ -65,8 +68,25 @@ class Squeeze(tfb.Bijector):
                 raise ValueError(f"Squeeze needs an even {name} to make 2x2 blocks, got {name} {size} "
                                  f"(input shape {tuple(shape)}); pad or crop the images first")
 
+    def _validated(self, x: tf.Tensor, divisors: tuple[tuple[int, int, str], ...], what: str) -> tf.Tensor:
+        """``x`` with run-time checks when ``validate_args``: finite, 3+ axes, each axis ``(-k, d, name)`` divisible."""
+        if not self.validate_args:
+            return x
+        x = tf.debugging.assert_all_finite(x, f"{self.name}: {what} holds NaN or infinite values")
+        shape = tf.shape(x)
+        assertions = [tf.debugging.assert_rank_at_least(
+            x, 3, message=f"{self.name}: {what} needs shape (..., height, width, channels)")]
+        for axis, divisor, name in divisors:
+            if x.shape.rank is None or x.shape[axis] is None:  # a known size was checked statically
+                assertions.append(tf.debugging.assert_equal(
+                    shape[axis] % divisor, 0,
+                    message=f"{self.name}: {what} needs its {name} divisible by {divisor}; pad or crop the images"))
+        with tf.control_dependencies(assertions):
+            return tf.identity(x)
+
     def _forward(self, x: tf.Tensor) -> tf.Tensor:
         self._check_even(x.shape)
+        x = self._validated(x, ((-3, 2, "height"), (-2, 2, "width")), "the input to forward")
         shape = tf.shape(x)
         batch, (h, w, c) = shape[:-3], tf.unstack(shape[-3:])
         flat = tf.reshape(x, tf.concat([[-1], shape[-3:]], 0))
@@ -78,6 +98,7 @@ class Squeeze(tfb.Bijector):
         if channels is not None and channels % 4:
             raise ValueError(f"Squeeze's inverse needs a multiple of 4 channels, "
                              f"got {channels} (shape {tuple(y.shape)})")
+        y = self._validated(y, ((-1, 4, "channels"),), "the input to inverse")
         shape = tf.shape(y)
         batch, (h, w, c) = shape[:-3], tf.unstack(shape[-3:])
         flat = tf.reshape(y, tf.concat([[-1], shape[-3:]], 0))
