@@ -111,8 +111,31 @@ def initialize_actnorm(distribution_or_bijector: Any, x: Any) -> int:
 
     Runs ``x`` (a batch of data) once through the flow in the data-to-latent direction, eagerly:
     each ActNorm, when the batch reaches it, sets its parameters so the batch leaves it
-    standardised per channel.  Call it once before training.  Raises ``RuntimeError`` inside
-    ``tf.function`` (it must run eagerly).  An example: :class:`ActNorm`'s.
+    standardised per channel.  Call it once before training.
+
+    Args:
+      distribution_or_bijector: a flow (``tfd.TransformedDistribution``, whose ``bijector`` is
+        searched) or a bijector (a chain, or one ``ActNorm``).
+      x: a batch of data, shape ``(batch, *event_shape)``; converted to the ActNorms' dtype.
+
+    Raises ``RuntimeError`` inside ``tf.function`` (it must run eagerly).
+
+    >>> import flowlab, numpy as np, tensorflow as tf, tensorflow_probability as tfp
+    >>> tfb, tfd = tfp.bijectors, tfp.distributions
+    >>> chain = tfb.Chain([tfb.Shift([1.0, 2.0]), ActNorm(2, event_ndims=1)])
+    >>> flow = tfd.TransformedDistribution(tfd.MultivariateNormalDiag(tf.zeros(2)), chain)
+    >>> data = np.array([[0.0, 10.0], [4.0, 30.0]], np.float32)
+    >>> initialize_actnorm(flow, data)
+    1
+    >>> flow.bijector.inverse(data).numpy().round(3)      # the data leaves the flow standardised
+    array([[-1., -1.],
+           [ 1.,  1.]], dtype=float32)
+    >>> tf.function(lambda: initialize_actnorm(flow, data), autograph=False)()
+    Traceback (most recent call last):
+    ...
+    RuntimeError: initialize_actnorm must run eagerly (not inside tf.function)
+
+    Reference: Kingma, Dhariwal, "Glow" (NeurIPS 2018), section 3.1.
     """
     if not tf.executing_eagerly():
         raise RuntimeError("initialize_actnorm must run eagerly (not inside tf.function)")

@@ -97,7 +97,35 @@ def dequantized_dataset(
     ``images`` are integer pixels ``(n, ...)``.  The noise comes from a seeded
     ``tf.random.Generator`` whose state advances with every batch, so each pass over the data
     sees new ``u`` (a stateful op seeded once would repeat the same noise each epoch) and the run
-    is still reproducible.
+    is still reproducible.  Each batch is :func:`uniform_dequantize`'s ``(x + u) / num_levels``,
+    ``u ~ U[0, 1)``: continuous values in ``[0, 1)`` whose floor recovers the pixels.
+
+    Args:
+      images: integer pixels in ``0..num_levels - 1``, shape ``(n, ...)`` (e.g. ``(n, 28, 28, 1)``).
+      batch_size: images per batch (the last batch may be smaller).
+      seed: seeds the noise generator and the shuffle.
+      shuffle: reshuffle the images every epoch.
+      num_levels: pixel levels (256 for 8-bit images).
+
+    Raises ``ValueError`` for an empty array, an array of one axis, or values that are not integers
+    in ``0..num_levels - 1`` (images already scaled to ``[0, 1]``); ``flowlab.validation.ArgumentError``
+    for a ``batch_size`` or ``num_levels`` that is not a positive integer.
+
+    >>> import flowlab, numpy as np
+    >>> pixels = np.array([[0, 255], [17, 128]], np.uint8)
+    >>> data = dequantized_dataset(pixels, batch_size=2, shuffle=False)
+    >>> first, second = next(iter(data)).numpy(), next(iter(data)).numpy()   # two epochs
+    >>> first.shape, bool(((first >= 0) & (first < 1)).all())
+    ((2, 2), True)
+    >>> bool((np.floor(first * 256) == pixels).all()), bool((first != second).all())   # new noise each epoch
+    (True, True)
+    >>> dequantized_dataset(pixels / 255.0)
+    Traceback (most recent call last):
+    ...
+    ValueError: images must hold integers in 0..255; did you scale them already?
+
+    Reference: Theis, van den Oord, Bethge, "A note on the evaluation of generative models" (ICLR 2016);
+    Ho et al., "Flow++" (ICML 2019), section 3.1.
     """
     num_levels = _levels(num_levels)
     array = np.asarray(images)

@@ -27,10 +27,34 @@ class MLPConditioner(tf.keras.layers.Layer):
     ``params_per_dim=1`` (NICE).  Also callable as ``conditioner(x, output_units)``, the signature
     ``tfb.RealNVP`` expects of its ``shift_and_log_scale_fn``.
 
-    Example::
+    Args:
+      output_units: the event's size ``D`` (one parameter of each kind per variable).
+      hidden_units: widths of the hidden ``Dense`` layers.
+      activation: the hidden layers' activation (a Keras name or callable).
+      params_per_dim: the transformer's parameters per variable (2 for ``(shift, log_scale)``).
+      shift_only: NICE's shift alone (``params_per_dim=1``).
 
-        net = MLPConditioner(output_units=2, hidden_units=[64, 64], params_per_dim=23)
-        layer = Coupling(alternating_mask(2), net, SplineTransformer(bins=8))
+    Raises ``flowlab.validation.ArgumentError`` (a ``ValueError`` and a ``TypeError``) for an
+    ``output_units`` or ``params_per_dim`` that is not a positive integer, and ``ValueError`` when a
+    coupling layer asks for a different ``output_units`` than it was built with.
+
+    >>> import flowlab, tensorflow as tf
+    >>> net = MLPConditioner(output_units=3, hidden_units=[8])
+    >>> shift, log_scale = net(tf.ones([5, 3]))
+    >>> shift.shape, float(tf.reduce_max(tf.abs(log_scale)))     # zero-initialised head: the identity
+    (TensorShape([5, 3]), 0.0)
+    >>> MLPConditioner(output_units=2, params_per_dim=23, hidden_units=[8])(tf.ones([1, 2]))[0].shape
+    TensorShape([1, 2])
+    >>> MLPConditioner(output_units=0)
+    Traceback (most recent call last):
+    ...
+    flowlab.validation.ArgumentError: output_units ...
+
+    In a coupling layer: ``Coupling(alternating_mask(2), MLPConditioner(2, [64, 64], params_per_dim=23),
+    SplineTransformer(bins=8))``.
+
+    Reference: Dinh, Sohl-Dickstein, Bengio, "Density estimation using Real NVP" (ICLR 2017), section 3.3;
+    zero initialisation: Kingma, Dhariwal, "Glow" (NeurIPS 2018), section 3.3.
     """
 
     def __init__(

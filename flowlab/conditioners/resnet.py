@@ -28,7 +28,33 @@ __all__ = ["ResNetConditioner"]
 
 
 class ResNetConditioner(tf.keras.layers.Layer):
-    """``(batch, H, W, C_in) ->`` ``params_per_dim`` tensors ``(batch, H, W, out_channels)`` (one if 1)."""
+    """``(batch, H, W, C_in) ->`` ``params_per_dim`` tensors ``(batch, H, W, out_channels)`` (one if 1).
+
+    Args:
+      out_channels: channels of each output tensor (the event's channels).
+      filters: channels of the hidden 3x3 convolutions.
+      blocks: residual blocks (0: stem and head only).
+      activation: a Keras activation name or callable.
+      params_per_dim: the transformer's parameters per variable (2 for ``(shift, log_scale)``).
+
+    Raises ``flowlab.validation.ArgumentError`` (a ``ValueError`` and a ``TypeError``) for counts that
+    are not positive integers (``blocks`` may be 0), and ``ValueError`` for inputs that are not
+    images ``(batch, height, width, channels)``.
+
+    >>> import flowlab, tensorflow as tf
+    >>> net = ResNetConditioner(out_channels=1, filters=4, blocks=1)
+    >>> shift, log_scale = net(tf.ones([2, 6, 6, 1]))
+    >>> shift.shape, float(tf.reduce_max(tf.abs(log_scale)))     # zero-initialised head: the identity
+    (TensorShape([2, 6, 6, 1]), 0.0)
+    >>> net(tf.ones([2, 36]))
+    Traceback (most recent call last):
+    ...
+    ValueError: ...ResNetConditioner needs images (batch, height, width, channels), got shape (2, 36)
+    ...
+
+    Reference: Dinh, Sohl-Dickstein, Bengio, "Density estimation using Real NVP" (ICLR 2017), section 4.1;
+    He, Zhang, Ren, Sun, "Deep residual learning for image recognition" (CVPR 2016).
+    """
 
     def __init__(self, out_channels: int, filters: int = 32, blocks: int = 2, activation: str = "relu",
                  params_per_dim: int = 2, **kwargs) -> None:
