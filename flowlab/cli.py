@@ -146,7 +146,13 @@ def _cmd_gradebook_merge(args: argparse.Namespace) -> int:
     return merge_main(args)
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(grade_arguments: bool = True) -> argparse.ArgumentParser:
+    """The ``flowlab`` parser; ``grade_arguments=False`` leaves ``grade``'s own options out.
+
+    Those come from :mod:`flowlab.grading`, whose import (nbformat, jsonschema, numpy, the grading
+    pipeline) is most of the start-up of every other command; :func:`main` only asks for them when
+    the command line names ``grade``.
+    """
     parser = argparse.ArgumentParser(prog="flowlab", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
 
@@ -194,9 +200,10 @@ def build_parser() -> argparse.ArgumentParser:
     gradescope.set_defaults(func=_cmd_gradescope)
 
     grade = sub.add_parser("grade", help="grade lab submissions against their solutions")
-    from flowlab.grading.command import add_arguments
+    if grade_arguments:
+        from flowlab.grading.command import add_arguments
 
-    add_arguments(grade)
+        add_arguments(grade)
     grade.set_defaults(func=_cmd_grade)
 
     gradebook = sub.add_parser("gradebook", help="work with graded batches (merge the shards of a class)")
@@ -221,7 +228,8 @@ def _skip_slow_optional_imports() -> None:
 
 def main(argv: list[str] | None = None) -> int:
     _skip_slow_optional_imports()
-    args = build_parser().parse_args(argv)
+    argv = sys.argv[1:] if argv is None else list(argv)
+    args = build_parser(grade_arguments="grade" in argv).parse_args(argv)
     return int(args.func(args) or 0)
 
 

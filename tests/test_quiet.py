@@ -16,6 +16,21 @@ def test_import_flowlab_does_not_load_tensorflow():
     assert done.stdout.strip() == "False"
 
 
+def test_cli_loads_the_grader_only_for_grade():
+    # flowlab.grading (nbformat, jsonschema, numpy, the pipeline) was most of every command's start-up.
+    done = _python("""
+import contextlib, io, sys
+from flowlab.cli import main
+for argv in (["--help"], ["make-labs", "--help"], ["grade", "--help"]):
+    with contextlib.redirect_stdout(io.StringIO()) as out, contextlib.suppress(SystemExit):
+        main(argv)
+    print(argv[0], "flowlab.grading" in sys.modules, "tensorflow" in sys.modules, "--solutions" in out.getvalue())
+""")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split("\n")[:3] == ["--help False False False", "make-labs False False True",
+                                           "grade True False True"]
+
+
 def test_tensorflow_start_up_and_training_six_flows_print_nothing_on_stderr():
     code = """
 import flowlab
