@@ -216,14 +216,16 @@ def build_parser(grade_arguments: bool = True) -> argparse.ArgumentParser:
 
 
 def _skip_slow_optional_imports() -> None:
-    """Keep ``jsonschema`` (imported by ``nbformat``) from loading ``rfc3987_syntax``.
+    """Keep ``jsonschema`` (imported by ``nbformat``) from loading its slowest optional format checkers.
 
-    That optional IRI format checker compiles a Lark grammar at import: about 1.5 s on an idle
-    2-core machine (5.9 s under load, ``bench/import_time.md``), more than the rest of every
-    command's start-up together.  No notebook schema uses the IRI formats, so nothing is lost;
-    ``jsonschema`` treats the module as absent.
+    ``rfc3987_syntax`` (IRIs) compiles a Lark grammar at import: about 1.5 s on an idle 2-core
+    machine (5.9 s under load, ``bench/import_time.md``), more than the rest of every command's
+    start-up together; ``isoduration`` (durations, it imports ``arrow``) and ``rfc3986_validator``
+    (URIs) cost about 0.2 s more under load.  No notebook schema uses a ``format`` at all, so nothing
+    is lost; ``jsonschema`` treats the modules as absent.
     """
-    sys.modules.setdefault("rfc3987_syntax", None)  # type: ignore[assignment]
+    for name in ("rfc3987_syntax", "isoduration", "rfc3986_validator"):
+        sys.modules.setdefault(name, None)  # type: ignore[assignment]
 
 
 def main(argv: list[str] | None = None) -> int:
