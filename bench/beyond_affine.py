@@ -2,7 +2,8 @@
 
 Three parts, each written to its own JSON file under ``bench/results/`` (see ``bench/beyond_affine.md``):
 
-- ``moons``: flowlab's neural spline flow (``build_nsf``, coupling) on two moons -- train
+- ``moons``: flowlab's neural spline flow (``build_nsf``: autoregressive, as zuko's, by default;
+  ``--kind coupling``) on two moons -- train
   ``make_moons(10000, noise=0.05, random_state=0)`` (its last 1,000 points held out for validation),
   test ``make_moons(5000, noise=0.05, random_state=1)`` -- under a budget of process CPU seconds,
   keeping the epoch with the best validation NLL (never selecting on test).  In the same run, per
