@@ -31,7 +31,6 @@ if _nbval is not None:
     compare_without_stderr(_nbval)
 
 
-
 # `make test` runs the suite on two pytest-xdist workers (``-n 2 --dist loadfile``): a file's tests run
 # in one process, in order (a notebook's cells share its kernel, a module its fixtures). One thing is
 # wider than a file: the ``grading_batch`` session fixture (tests/conftest.py) grades every real-lab

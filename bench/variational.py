@@ -47,12 +47,18 @@ def _same_recipe(row: dict, kind: str, args: argparse.Namespace) -> bool:
     return all(row.get(key, defaults[key]) == value for key, value in _recipe(kind, args).items())
 
 
+def _energy_rows(args: argparse.Namespace) -> list[dict]:
+    """The rows of ``variational_energies.jsonl`` written by the recipe ``args`` asks for."""
+    out = RESULTS / "variational_energies.jsonl"
+    rows = [json.loads(line) for line in out.read_text().splitlines() if line] if out.exists() else []
+    return [r for r in rows if _same_recipe(r, r["flow"], args)]
+
+
 def energies(args: argparse.Namespace) -> None:
     out = RESULTS / "variational_energies.jsonl"
     done = set()
-    if args.resume and out.exists():
-        done = {(r["target"], r["flow"], r["K"], r["seed"], r["steps"])
-                for r in map(json.loads, out.read_text().splitlines()) if _same_recipe(r, r["flow"], args)}
+    if args.resume:
+        done = {(r["target"], r["flow"], r["K"], r["seed"], r["steps"]) for r in _energy_rows(args)}
     for seed in args.seeds:
         for k in args.ks:
             for kind in args.flows:
@@ -63,17 +69,18 @@ def energies(args: argparse.Namespace) -> None:
                     target, log_z = energy_log_prob(name), log_normalizer(name)
                     q = V.build_vi_flow(kind, dims=2, n_flows=k, hidden_units=(32, 32))
                     start, cpu_start = time.perf_counter(), time.process_time()
-                    learning_rate = args.iaf_lr if kind == "iaf" else 1e-2
+                    recipe = _recipe(kind, args)
                     try:
-                        V.fit_variational(q, target, steps=args.steps, n_samples=256, learning_rate=learning_rate,
-                                          annealing_steps=args.steps // 2, verbose=0)
+                        V.fit_variational(q, target, steps=args.steps, n_samples=256,
+                                          learning_rate=recipe["learning_rate"], annealing_steps=args.steps // 2,
+                                          verbose=0)
                         kl = None
                     except TrainingDiverged:  # recorded as such; the sweep goes on
                         kl = float("inf")
                     seconds, cpu_seconds = time.perf_counter() - start, time.process_time() - cpu_start
                     kl = V.exact_kl(q, target, log_z, 20000, seed=seed) if kl is None else kl
                     row = dict(target=name, flow=kind, K=k, seed=seed, steps=args.steps, kl=kl, seconds=seconds,
-                               cpu_seconds=cpu_seconds, **_recipe(kind, args))
+                               cpu_seconds=cpu_seconds, **recipe)
                     print(json.dumps(row), flush=True)
                     with out.open("a") as f:
                         f.write(json.dumps(row) + "\n")
@@ -104,9 +111,8 @@ def table(args: argparse.Namespace) -> None:
     Only the runs of the recipe asked for (``--iaf-lr`` and the library's IAF bound for IAF); a diverged run
     counts as KL = inf.
     """
-    rows = [json.loads(line) for line in (RESULTS / "variational_energies.jsonl").read_text().splitlines() if line]
-    rows = [r for r in rows if r["flow"] in args.flows and r["K"] in args.ks and r["target"] in args.targets
-            and _same_recipe(r, r["flow"], args)]
+    rows = [r for r in _energy_rows(args)
+            if r["flow"] in args.flows and r["K"] in args.ks and r["target"] in args.targets]
     print("| flow | K | " + " | ".join(args.targets) + " | CPU s per run (median) |")
     print("|---|---|" + "---|" * (len(args.targets) + 1))
     for kind in args.flows:
