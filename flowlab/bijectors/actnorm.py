@@ -24,6 +24,7 @@ from typing import Any
 import tensorflow as tf
 import tensorflow_probability as tfp
 
+from flowlab.bijectors.run_time_checks import finite
 from flowlab.validation import floating_dtype, integer
 
 __all__ = ["ActNorm", "initialize_actnorm"]
@@ -82,7 +83,7 @@ class ActNorm(tfb.Bijector):
         """``x`` after the static shape check and, with ``validate_args``, a run-time finiteness check."""
         self._check(x)
         if self.validate_args:
-            x = tf.debugging.assert_all_finite(x, f"{self.name}: {what} holds NaN or infinite values")
+            x = finite(x, self.name, what)
         return x
 
     def _forward(self, x: tf.Tensor) -> tf.Tensor:

@@ -58,6 +58,7 @@ import tensorflow_probability as tfp
 
 from flowlab.bijectors.cached_log_det import CachedLogDet
 from flowlab.bijectors.masks import validate_mask
+from flowlab.bijectors.run_time_checks import ending_in, finite, with_assertions
 from flowlab.transformers import AdditiveTransformer, AffineTransformer, Transformer, bound_log_scale
 
 __all__ = ["Coupling", "AffineCoupling", "AdditiveCoupling", "FunctionCoupling"]
@@ -148,20 +149,11 @@ class Coupling(CachedLogDet, tfb.Bijector):
         """``x`` with run-time checks attached when ``validate_args``: finite, ending in the event shape."""
         if not self.validate_args:
             return x
-        x = tf.debugging.assert_all_finite(x, f"{self.name}: {what} holds NaN or infinite values")
-        ndims = len(self._event_shape)
-        static = x.shape[-ndims:] if x.shape.rank is not None and x.shape.rank >= ndims else None
-        if static is None or not static.is_fully_defined():  # otherwise _check_shape has settled it
-            assertions = [
-                tf.debugging.assert_rank_at_least(x, ndims, message=f"{self.name}: {what} has fewer axes than "
-                                                  f"the event shape of the mask, {self._event_shape}"),
-                tf.debugging.assert_equal(tf.shape(x)[tf.rank(x) - ndims:], tf.constant(self._event_shape, tf.int32),
-                                          message=f"{self.name}: {what} does not end in the event shape "
-                                                  f"of the mask, {self._event_shape}"),
-            ]
-            with tf.control_dependencies(assertions):
-                x = tf.identity(x)
-        return x
+        x = finite(x, self.name, what)
+        return with_assertions(x, ending_in(
+            x, self._event_shape,
+            rank_message=f"{self.name}: {what} has fewer axes than the event shape of the mask, {self._event_shape}",
+            shape_message=f"{self.name}: {what} does not end in the event shape of the mask, {self._event_shape}"))
 
     def _params_from(self, out: Any) -> Any:
         """The conditioner's output as the transformer's parameters (a hook for AdditiveCoupling)."""

@@ -23,6 +23,7 @@ import tensorflow as tf
 import tensorflow_probability as tfp
 
 from flowlab.bijectors.cached_log_det import CachedLogDet
+from flowlab.bijectors.run_time_checks import ending_in, finite, with_assertions
 from flowlab.validation import ArgumentError, integers
 
 __all__ = ["MultiScale"]
@@ -95,17 +96,9 @@ class MultiScale(CachedLogDet, tfb.Bijector):
         """``x`` with run-time checks when ``validate_args``: finite and ending in ``image_shape``."""
         if not self.validate_args:
             return x
-        x = tf.debugging.assert_all_finite(x, f"{self.name}: {what} holds NaN or infinite values")
-        if x.shape.rank is None or not x.shape[-3:].is_fully_defined():  # otherwise _check has settled it
-            expected = ", ".join(map(str, self._image_shape))
-            assertions = [
-                tf.debugging.assert_rank_at_least(x, 3, message=f"{self.name}: {what} needs shape (..., {expected})"),
-                tf.debugging.assert_equal(tf.shape(x)[-3:], tf.constant(self._image_shape, tf.int32),
-                                          message=f"{self.name}: {what} needs shape (..., {expected})"),
-            ]
-            with tf.control_dependencies(assertions):
-                x = tf.identity(x)
-        return x
+        x = finite(x, self.name, what)
+        needs = f"{self.name}: {what} needs shape (..., {', '.join(map(str, self._image_shape))})"
+        return with_assertions(x, ending_in(x, self._image_shape, rank_message=needs, shape_message=needs))
 
     def split_latents(self, z: tf.Tensor) -> list[tf.Tensor]:
         """Unpack a latent of the image's shape into the per-scale latents."""

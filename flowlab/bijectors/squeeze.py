@@ -19,6 +19,8 @@ from __future__ import annotations
 import tensorflow as tf
 import tensorflow_probability as tfp
 
+from flowlab.bijectors.run_time_checks import finite, with_assertions
+
 __all__ = ["Squeeze"]
 
 tfb = tfp.bijectors
@@ -72,7 +74,7 @@ class Squeeze(tfb.Bijector):
         """``x`` with run-time checks when ``validate_args``: finite, 3+ axes, each axis ``(-k, d, name)`` divisible."""
         if not self.validate_args:
             return x
-        x = tf.debugging.assert_all_finite(x, f"{self.name}: {what} holds NaN or infinite values")
+        x = finite(x, self.name, what)
         shape = tf.shape(x)
         assertions = [tf.debugging.assert_rank_at_least(
             x, 3, message=f"{self.name}: {what} needs shape (..., height, width, channels)")]
@@ -81,8 +83,7 @@ class Squeeze(tfb.Bijector):
                 assertions.append(tf.debugging.assert_equal(
                     shape[axis] % divisor, 0,
                     message=f"{self.name}: {what} needs its {name} divisible by {divisor}; pad or crop the images"))
-        with tf.control_dependencies(assertions):
-            return tf.identity(x)
+        return with_assertions(x, assertions)
 
     def _forward(self, x: tf.Tensor) -> tf.Tensor:
         self._check_even(x.shape)
