@@ -49,6 +49,7 @@ import tensorflow as tf
 import tensorflow_probability as tfp
 
 from flowlab.bijectors.cached_log_det import CachedLogDet
+from flowlab.bijectors.run_time_checks import finite
 from flowlab.validation import floating_dtype, integer
 
 __all__ = ["InvertibleConv1x1", "FunctionConv1x1", "random_rotation", "lu_parameters"]
@@ -170,7 +171,7 @@ class InvertibleConv1x1(tfb.Bijector):
                              f"got shape {tuple(shape)}")
         assertions = []
         if self.validate_args:
-            assertions.append(tf.debugging.assert_all_finite(x, f"{self.name}: {what} holds NaN or infinite values"))
+            assertions.append(finite(x, self.name, what))
             if not self._lu:
                 assertions.append(tf.debugging.assert_greater(
                     tf.abs(tf.linalg.det(self.plain_weight)), 0.0, message=f"{self.name}: W is singular"))
