@@ -24,6 +24,7 @@ import tensorflow as tf
 import tensorflow_probability as tfp
 
 from flowlab import saving
+from flowlab.bijectors import batch_norm
 from flowlab.keras2 import reject_keras3_layers
 from flowlab.validation import ArgumentError, integer
 
@@ -101,7 +102,11 @@ class DensityModel(tf.keras.Model):
         return super().train_step(_with_target(data))
 
     def test_step(self, data: Any) -> Any:  # noqa: D102
-        return super().test_step(_with_target(data))
+        # Validation and evaluate() score the density of x alone: batch normalisations in evaluation mode (in
+        # training mode each validation batch would be normalised with its own statistics and would move the
+        # moving averages that evaluation uses). Read when the step is traced; training keeps its mode.
+        with batch_norm.evaluation_mode(self.distribution):
+            return super().test_step(_with_target(data))
 
     def save(self, filepath: Any, *args: Any, **kwargs: Any) -> None:  # noqa: D102 - see the class docstring
         saving.check_model_format(filepath, kwargs.get("save_format"))
@@ -392,6 +397,7 @@ def fit(
         global_clipnorm: caps the gradient's global norm, so that a rare huge gradient (lab 02 logs
             spikes 100-2,000x the usual norm) cannot throw the flow off.
         validation_data: validation points, as ``x``; ``validation_split``: or the last fraction of ``x``.
+            They are scored with every batch normalisation in evaluation mode (moving averages, not updated).
         callbacks, metrics (e.g. ``[BitsPerDim(784)]``), verbose, shuffle, and any other
             ``model.fit`` argument (``initial_epoch``, ``steps_per_epoch``, ...): passed on.
         context: for a conditional flow (:mod:`flowlab.flows.conditional`), the context of each

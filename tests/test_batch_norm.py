@@ -10,6 +10,7 @@ import pytest
 import tensorflow as tf
 import tensorflow_probability as tfp
 
+import flowlab
 from flowlab.bijectors.batch_norm import BatchNormalization, batch_normalizations, refresh_statistics, set_training
 from flowlab.datasets import load_two_moons
 from flowlab.flows import build_coupling_flow
@@ -133,3 +134,25 @@ def test_trained_flow_with_batch_normalisation_is_a_good_density_in_evaluation_m
     grid = np.stack(np.meshgrid(np.linspace(-3, 4, 281), np.linspace(-2.5, 3, 221)), -1).reshape(-1, 2)
     mass = float(tf.reduce_sum(flow.prob(grid.astype(np.float32)))) * (7 / 280) * (5.5 / 220)
     assert 0.97 < mass < 1.01, mass
+
+
+def test_validation_in_fit_scores_in_evaluation_mode_and_leaves_the_moving_averages_to_the_training_data():
+    x, far = _points(512, seed=1), _points(256, seed=2) + np.float32([50.0, 50.0])
+    runs = []
+    for validation in (None, far):  # the same seeded run, with and without validation passes
+        flowlab.seed(0)
+        flow = _bn_flow(n_layers=2)
+        _, history = fit(flow, x, epochs=2, batch_size=128, validation_data=validation, verbose=0)
+        runs.append((flow, history))
+    (plain, _), (flow, history) = runs
+    norms = batch_normalizations(flow)
+    assert all(norm.training for norm in norms)  # training mode is back after the validation passes
+    # Validation points 50 standard deviations away leave every moving average where training alone put it.
+    for norm, twin in zip(norms, batch_normalizations(plain)):
+        np.testing.assert_allclose(norm.batchnorm.moving_mean, twin.batchnorm.moving_mean, rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(norm.batchnorm.moving_variance, twin.batchnorm.moving_variance, rtol=1e-5)
+    # And the reported validation loss is the evaluation-mode density of those points, far below the base's.
+    set_training(flow, False)
+    expected = -np.mean(flow.log_prob(far).numpy())
+    np.testing.assert_allclose(history.history["val_loss"][-1], expected, rtol=1e-4)
+    assert expected > 100.0

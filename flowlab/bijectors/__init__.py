@@ -7,6 +7,8 @@
 - Flows for variational inference: :class:`Planar`, :class:`Radial` (Rezende & Mohamed 2015),
   :class:`OrthogonalSylvester`, :class:`HouseholderSylvester`, :class:`TriangularSylvester`
   (van den Berg et al. 2018).
+- :class:`BatchNormalization` between layers (TFP's, with ``log_prob``'s training-mode log-det fixed;
+  :mod:`flowlab.bijectors.batch_norm`).
 - Image pieces: :class:`Squeeze` (space-to-depth), :class:`ActNorm` (Glow), :class:`Logit`
   (:mod:`flowlab.bijectors.logit`), uniform dequantization (:mod:`flowlab.bijectors.dequantize`) and
   :class:`MultiScale` (factoring out half the variables at each scale).
@@ -14,6 +16,7 @@
 
 from flowlab.bijectors.actnorm import ActNorm, initialize_actnorm
 from flowlab.bijectors.autoregressive_cdf import AutoregressiveMixtureCDF
+from flowlab.bijectors.batch_norm import BatchNormalization
 from flowlab.bijectors.conv1x1 import InvertibleConv1x1
 from flowlab.bijectors.coupling import AdditiveCoupling, AffineCoupling, Coupling
 from flowlab.bijectors.dequantize import dequantized_dataset, uniform_dequantize
@@ -48,6 +51,7 @@ __all__ = [
     "AffineCoupling",
     "Coupling",
     "AutoregressiveMixtureCDF",
+    "BatchNormalization",
     "InvertibleConv1x1",
     "Logit",
     "LogitMixtureCDF",

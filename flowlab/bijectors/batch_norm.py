@@ -36,13 +36,14 @@ Example::
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterator
 from typing import Any
 
 import tensorflow as tf
 import tensorflow_probability as tfp
 
-__all__ = ["BatchNormalization", "batch_normalizations", "refresh_statistics", "set_training"]
+__all__ = ["BatchNormalization", "batch_normalizations", "evaluation_mode", "refresh_statistics", "set_training"]
 
 tfb = tfp.bijectors
 
@@ -121,6 +122,30 @@ def set_training(flow: Any, training: bool) -> list[tfb.BatchNormalization]:
     for part in _bijectors(bijector):
         part._cache.clear()
     return norms
+
+
+@contextlib.contextmanager
+def evaluation_mode(flow: Any) -> Iterator[list[tfb.BatchNormalization]]:
+    """Every batch normalisation in ``flow`` in evaluation mode inside the block, each back in its own mode after.
+
+    For scoring data that must not be normalised with its own statistics, nor move the moving averages:
+    :class:`flowlab.training.DensityModel` traces its validation step (``fit(validation_data=...)``,
+    ``evaluate``) inside this block. The mode is read when a call is traced, so a ``tf.function`` traced
+    inside keeps evaluation mode. A flow without normalisations (or any other distribution) is left alone.
+    """
+    bijector = flow if isinstance(flow, tfb.Bijector) else getattr(flow, "bijector", None)
+    norms = batch_normalizations(bijector) if isinstance(bijector, tfb.Bijector) else []
+    modes = [norm._training for norm in norms]
+    if norms:
+        set_training(bijector, False)
+    try:
+        yield norms
+    finally:
+        for norm, mode in zip(norms, modes):
+            norm._training = mode
+        if norms:
+            for part in _bijectors(bijector):
+                part._cache.clear()
 
 
 def refresh_statistics(flow: Any, x: Any) -> list[tfb.BatchNormalization]:
