@@ -99,6 +99,7 @@ class DensityModel(tf.keras.Model):
     # then reports a loss of 0.0) and ``fit(x)`` refuses to start: give them a target of the
     # batch's length, which the loss and the metrics ignore.
     def train_step(self, data: Any) -> Any:  # noqa: D102
+        _refuse_ema_with_constraints(self)
         return super().train_step(_with_target(data))
 
     def test_step(self, data: Any) -> Any:  # noqa: D102
@@ -155,6 +156,26 @@ class ConditionalDensityModel(DensityModel):
     def call(self, inputs: Any) -> tf.Tensor:
         x, context = inputs
         return self.flow.log_prob(x, context)
+
+
+def _refuse_ema_with_constraints(model: tf.keras.Model) -> None:
+    """Keras's weight averaging (``use_ema=True``) averages the weights before their constraints apply.
+
+    TFP's MADE (every MAF, IAF and autoregressive NSF) keeps its autoregressive masks as kernel
+    constraints, so the averaged network is no longer autoregressive and its ``log_prob`` is not a
+    density: a two-moons MAF "scored" 0.19 nats under a true density of 0.30. Refused while the training
+    step is traced, before any step runs.
+    """
+    if not getattr(model.optimizer, "use_ema", False):
+        return
+    constrained = [v.name for v in model.trainable_variables if getattr(v, "constraint", None) is not None]
+    if constrained:
+        raise ValueError(
+            f"the optimizer averages the weights (use_ema=True), but {len(constrained)} of this flow's weights "
+            f"carry constraints (e.g. {constrained[0]!r}: MADE's autoregressive masks in a MAF, IAF or "
+            "autoregressive NSF); Keras averages them unconstrained, so the averaged flow would not be a density. "
+            "Train without use_ema, or average the weights yourself and apply each variable's constraint to the "
+            "average.")
 
 
 def _with_target(data: Any) -> Any:

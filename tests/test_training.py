@@ -11,7 +11,7 @@ import tensorflow as tf
 import tensorflow_probability as tfp
 
 from flowlab.datasets import load_two_moons
-from flowlab.flows import build_maf
+from flowlab.flows import build_maf, build_realnvp
 from flowlab.training import (
     DensityModel,
     LinearWarmup,
@@ -355,3 +355,17 @@ def test_a_flow_built_outside_the_strategy_scope_is_a_clear_error():
         inside = _tiny_maf()
     model, history = fit(inside, _gaussian_data(64), epochs=1, batch_size=32, verbose=0, strategy=strategy)
     assert np.isfinite(history.history["loss"][0])
+
+
+def test_keras_weight_averaging_is_refused_for_flows_with_masked_weights():
+    # tf-keras averages the weights before applying constraints: MADE's masks would be lost in the average.
+    x = np.random.default_rng(0).normal(size=(64, 2)).astype(np.float32)
+    model = density_model(build_maf(2, n_layers=1, hidden_units=(8,)))
+    model.compile(optimizer=tf.keras.optimizers.Adam(1e-3, use_ema=True))
+    with pytest.raises(ValueError, match="use_ema=True.*constraints"):
+        model.fit(x, epochs=1, batch_size=32, verbose=0)
+    # A coupling flow has no constrained weights: averaging is allowed, and a MAF trains without it.
+    coupling = density_model(build_realnvp(2, n_layers=2, hidden_units=(8,)))
+    coupling.compile(optimizer=tf.keras.optimizers.Adam(1e-3, use_ema=True))
+    coupling.fit(x, epochs=1, batch_size=32, verbose=0)
+    fit(build_maf(2, n_layers=1, hidden_units=(8,)), x, epochs=1, batch_size=32, verbose=0)
