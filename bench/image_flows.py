@@ -11,11 +11,15 @@ of that checkpoint only.  Also: seconds to sample 64 images, peak resident memor
     nice -n 10 .venv/bin/python bench/image_flows.py --runs realnvp glow glow_vardeq good bad \
         --cpu-seconds 600 --out bench/results/image_flows_cpu600.json
 
-The headline run (30 minutes on 2 cores = 3,600 CPU seconds; test bits/dim logged after every epoch, the
-checkpoint still picked on validation; the JSON is rewritten after every epoch):
+The headline run (30 minutes on 2 cores = 3,600 CPU seconds; lab 04's RealNVP with variational
+dequantization, the learning rate decayed to 0 along a cosine over the budget; test bits/dim logged after
+every epoch, the checkpoint picked on validation only; the JSON is rewritten after every epoch), and its
+uniform twin:
 
-    nice -n 15 .venv/bin/python bench/image_flows.py --runs realnvp --cpu-seconds 3600 --log-test \
-        --out bench/results/image_flows_cpu3600.json
+    .venv/bin/python bench/image_flows.py --runs realnvp_vardeq --cpu-seconds 3600 --schedule cosine \
+        --ema 0.999 --threads 1 --log-test --out bench/results/image_flows_cpu3600_vardeq_cosine.json
+    .venv/bin/python bench/image_flows.py --runs realnvp --cpu-seconds 3600 --schedule cosine \
+        --ema 0.999 --threads 1 --log-test --out bench/results/image_flows_cpu3600_cosine.json
 """  # noqa: E501
 
 from __future__ import annotations
@@ -49,8 +53,8 @@ D, BATCH = 784, 64
 
 
 def build(run: str):
-    if run == "realnvp":
-        return build_multiscale_realnvp((28, 28, 1), filters=32), False
+    if run in ("realnvp", "realnvp_vardeq"):
+        return build_multiscale_realnvp((28, 28, 1), filters=32), run == "realnvp_vardeq"
     if run in ("glow", "glow_vardeq"):
         # 5 + 5 + 5 steps with 32 filters: 347,850 parameters, RealNVP's 349,396.
         return build_glow((28, 28, 1), steps=5, final_steps=5, filters=32), run == "glow_vardeq"
@@ -59,6 +63,52 @@ def build(run: str):
     if run == "bad":
         return build_bad_partition_flow((28, 28, 1), filters=32), False
     raise ValueError(run)
+
+
+class CosineOverBudget(tf.keras.callbacks.Callback):
+    """Sets the learning rate before every batch: a linear warm-up over ``warmup_steps``, then a cosine decay from
+    ``peak`` to 0 over the *budget* (the fraction of ``budget.seconds`` used), so that a run of any length ends at a
+    small rate whatever the machine's speed."""
+
+    def __init__(self, peak: float, warmup_steps: int, budget: Budget) -> None:
+        super().__init__()
+        self.peak, self.warmup_steps, self.budget = peak, warmup_steps, budget
+
+    def on_train_batch_begin(self, batch, logs=None):
+        fraction = min(1.0, self.budget.used / self.budget.seconds)
+        warm = min(1.0, (self.budget.steps + 1) / self.warmup_steps)
+        self.model.optimizer.learning_rate.assign(self.peak * warm * 0.5 * (1.0 + math.cos(math.pi * fraction)))
+
+
+class WeightAverage(tf.keras.callbacks.Callback):
+    """Polyak averaging: an exponential moving average of the trainable weights, updated after every batch
+    (Glow and Flow++ evaluate such averages); ``swap`` exchanges them with the live weights for scoring."""
+
+    def __init__(self, momentum: float) -> None:
+        super().__init__()
+        self.momentum, self.average = momentum, None
+
+    def _start(self):
+        self.average = [tf.Variable(v, trainable=False) for v in self.model.trainable_variables]
+        variables, average, m = self.model.trainable_variables, self.average, self.momentum
+
+        @tf.function
+        def update():
+            for a, v in zip(average, variables):
+                a.assign(m * a + (1.0 - m) * v)
+        self._update = update
+
+    def on_train_batch_end(self, batch, logs=None):
+        if self.average is None:
+            self._start()
+        self._update()
+
+    def swap(self):
+        """Exchanges the live weights and the averaged ones (call twice to undo)."""
+        for a, v in zip(self.average, self.model.trainable_variables):
+            live = tf.identity(v)
+            v.assign(a)
+            a.assign(live)
 
 
 class Budget(tf.keras.callbacks.Callback):
@@ -81,7 +131,7 @@ class Budget(tf.keras.callbacks.Callback):
 
 
 def run_one(run: str, minutes: float, cpu_seconds: float, seed: int, log_test: bool = False,
-            progress=None) -> dict:
+            progress=None, schedule: str = "constant", peak_lr: float = 1e-3, ema: float = 0.0) -> dict:
     flowlab.seed(seed)
     train, validation, test = load_mnist_splits(8000, 1000, 1000, seed=0)
     flow, variational = build(run)
@@ -94,8 +144,13 @@ def run_one(run: str, minutes: float, cpu_seconds: float, seed: int, log_test: b
         model = density_model(flow)
     params = sum(int(np.prod(v.shape)) for v in model.trainable_variables)
     flow_params = sum(int(np.prod(v.shape)) for v in flow.trainable_variables)
-    warmup = LinearWarmup(1e-3, warmup_steps=2 * math.ceil(len(train) / BATCH))
-    model.compile(optimizer=tf.keras.optimizers.Adam(warmup, global_clipnorm=1e4), loss=negative_log_likelihood)
+    warmup_steps = 2 * math.ceil(len(train) / BATCH)
+    if schedule == "cosine":
+        learning_rate = tf.Variable(0.0, trainable=False, dtype=tf.float32)
+    else:
+        learning_rate = LinearWarmup(peak_lr, warmup_steps=warmup_steps)
+    model.compile(optimizer=tf.keras.optimizers.Adam(learning_rate, global_clipnorm=1e4),
+                  loss=negative_log_likelihood)
 
     @tf.function
     def bound(x, s):
@@ -113,6 +168,12 @@ def run_one(run: str, minutes: float, cpu_seconds: float, seed: int, log_test: b
     history, best = [], (math.inf, None, 0, math.nan)
     clock = time.process_time if cpu_seconds else time.perf_counter
     budget = Budget(cpu_seconds or 60 * minutes, clock)
+    callbacks = [budget]
+    if schedule == "cosine":
+        callbacks.insert(0, CosineOverBudget(peak_lr, warmup_steps, budget))
+    average = WeightAverage(ema) if ema else None
+    if average is not None:
+        callbacks.append(average)
     wall_start, cpu_start, epoch = time.perf_counter(), time.process_time(), 0
     while budget.used < budget.seconds:
         epoch += 1
@@ -120,7 +181,7 @@ def run_one(run: str, minutes: float, cpu_seconds: float, seed: int, log_test: b
             x = train.astype(np.float32)
         else:
             x = uniform_dequantize(train, seed=[seed, epoch]).numpy()
-        fit = model.fit(x, np.zeros(len(x)), batch_size=BATCH, epochs=1, verbose=0, shuffle=True, callbacks=[budget])
+        fit = model.fit(x, np.zeros(len(x)), batch_size=BATCH, epochs=1, verbose=0, shuffle=True, callbacks=callbacks)
         val = score(validation, 11)
         # The test images are scored after every epoch so that a run cut short still says where it stood; only
         # the validation bits/dim pick the checkpoint, and the reported test number is the picked epoch's.
@@ -128,10 +189,23 @@ def run_one(run: str, minutes: float, cpu_seconds: float, seed: int, log_test: b
         loss = float(np.mean(fit.history["loss"])) / (D * math.log(2.0)) + (0.0 if variational else 8.0)
         if np.isfinite(val) and val < best[0]:
             best = (val, model.get_weights(), epoch, tst)
+        val_avg = tst_avg = math.nan
+        if average is not None:
+            # The averaged weights are a second candidate, kept only if validation prefers them: averaging a
+            # trajectory that is still moving fast scored far worse than the live weights in these flows.
+            average.swap()
+            val_avg = score(validation, 11)
+            tst_avg = score(test, 13) if log_test else math.nan
+            if np.isfinite(val_avg) and val_avg < best[0]:
+                best = (val_avg, model.get_weights(), epoch, tst_avg)
+            average.swap()
         history.append({"epoch": epoch, "steps": budget.steps, "budget_used": round(budget.used, 1),
                         "process_cpu_s": round(time.process_time() - cpu_start, 1),
                         "wall_minutes": round((time.perf_counter() - wall_start) / 60, 2),
+                        "learning_rate": float(tf.keras.backend.get_value(model.optimizer.learning_rate))
+                        if schedule == "cosine" else None,
                         "train_bpd": round(loss, 4), "validation_bpd": round(val, 4), "test_bpd": round(tst, 4),
+                        "validation_bpd_average": round(val_avg, 4), "test_bpd_average": round(tst_avg, 4),
                         "best_epoch_so_far": best[2], "test_bpd_of_best_validation": round(best[3], 4),
                         "peak_rss_gb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20, 2)})
         print(run, history[-1], flush=True)
@@ -152,7 +226,8 @@ def run_one(run: str, minutes: float, cpu_seconds: float, seed: int, log_test: b
     t0, c0 = time.perf_counter(), time.process_time()
     generate(tf.identity(z))
     compiled_wall, compiled_cpu = time.perf_counter() - t0, time.process_time() - c0
-    return {"run": run, "parameters": params, "flow_parameters": flow_params, "minutes": minutes,
+    return {"run": run, "schedule": schedule, "peak_lr": peak_lr, "ema": ema,
+            "parameters": params, "flow_parameters": flow_params, "minutes": minutes,
             "cpu_seconds": cpu_seconds, "steps": budget.steps, "epochs": epoch, "best_epoch": best[2],
             "best_validation_bpd": round(best[0], 4),
             "test_bpd": round(test_bpd, 4), "sample64_seconds_first": round(sample_seconds, 2),
@@ -171,6 +246,12 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--out", default="bench/results/image_flows.json")
+    parser.add_argument("--schedule", choices=["constant", "cosine"], default="constant",
+                        help="constant: warm-up then peak; cosine: warm-up then a cosine decay to 0 over the budget")
+    parser.add_argument("--peak-lr", type=float, default=1e-3)
+    parser.add_argument("--ema", type=float, default=0.0,
+                        help="also score an exponential moving average of the weights (e.g. 0.999), kept if validation "
+                        "prefers it; 0: off")
     parser.add_argument("--log-test", action="store_true",
                         help="also score the test images after every epoch (logged; selection stays on validation)")
     args = parser.parse_args()
@@ -186,7 +267,8 @@ def main() -> None:
 
     for run in args.runs:
         results.append(run_one(run, args.minutes, args.cpu_seconds, args.seed, args.log_test,
-                               progress=lambda history, run=run: write({"run": run, "history": history})))
+                               progress=lambda history, run=run: write({"run": run, "history": history}),
+                               schedule=args.schedule, peak_lr=args.peak_lr, ema=args.ema))
         write()
         print(json.dumps({k: v for k, v in results[-1].items() if k != "history"}), flush=True)
 
