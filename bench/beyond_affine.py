@@ -8,7 +8,9 @@ Three parts, each written to its own JSON file under ``bench/results/`` (see ``b
   test ``make_moons(5000, noise=0.05, random_state=1)`` -- under a budget of process CPU seconds,
   keeping the epoch with the best validation NLL (never selecting on test); with ``--ema m`` (session
   8's recipe: ``--ema 0.99``) it is the weights' exponential moving average that is scored and selected
-  on validation, the trained weights' own best epoch recorded beside it.  In the same run, per
+  on validation, the trained weights' own best epoch recorded beside it.  ``--validation 0`` (run D):
+  all 10,000 points train, nothing is selected, and the last epoch's weights (with ``--ema``, their
+  average) are scored; the last epoch's trained weights are recorded beside it.  In the same run, per
   seed, zuko's NSF (PyTorch) trains on the same data with the same recipe and the same number of
   parameters, in a subprocess with the Python of a separate venv (``--zuko-python`` or
   ``$ZUKO_PYTHON``; ``bench/zuko_nsf.py`` is its side).  Both use the same number of intra-op threads.
@@ -59,14 +61,32 @@ class Budget:
             def __init__(self, flow, x_val, peak, epochs, cpu_budget, ema):
                 super().__init__()
                 self.flow, self.peak, self.epochs, self.cpu_budget, self.ema = flow, peak, epochs, cpu_budget, ema
-                self.x_val = tf.constant(x_val)
+                # x_val None (--validation 0): no per-epoch scoring, the last epoch's weights are kept
+                self.x_val = tf.constant(x_val) if x_val is not None else None
                 self.val_nll = tf.function(lambda x: -tf.reduce_mean(flow.log_prob(x)))
                 # "raw": the weights as trained; "ema": their exponential moving average (Adam's use_ema).
                 # Both are scored on validation every epoch, each keeps its own best epoch; the
                 # reported flow is the EMA's when --ema is on (the raw one is recorded beside it).
                 self.best = {"raw": [math.inf, None, -1], "ema": [math.inf, None, -1]}
+                # The average is kept here, not by Adam's use_ema: tf-keras averages the weights before
+                # their constraints apply, so MADE's masked-out weights came back in the average (the
+                # swapped-in network was not autoregressive, seed 0 "scored" 0.19 nats under a true 0.30),
+                # and flowlab's fit now refuses use_ema for such flows (commit 4b42a4c). Updated after
+                # every step, after the constraints: average = m * average + (1 - m) * weights, starting
+                # from the initial weights -- tf-keras's formula, and zuko_nsf.py's.
+                self.average = [tf.Variable(v.read_value(), trainable=False) for v in flow.trainable_variables]
+
+                @tf.function
+                def update_average():
+                    for average, weights in zip(self.average, flow.trainable_variables):
+                        average.assign(ema * average + (1.0 - ema) * weights)
+
+                self.update_average = update_average
+                if ema:  # trace it now: the first step would otherwise pay for it (and Keras warns);
+                    update_average()  # at the start the average equals the weights, so this leaves it as is
                 self.curve = {"raw": [], "ema": []}
                 self.epoch_cpu, self.first_epoch_cpu, self.epochs_run = [], None, 0
+                self.last_raw = None  # without validation: the trained weights at the end of the last epoch
 
             def on_train_begin(self, logs=None):
                 self.start = time.process_time()
@@ -82,34 +102,44 @@ class Budget:
                 if score < self.best[which][0]:
                     self.best[which] = [score, [w.numpy() for w in self.flow.trainable_variables], epoch]
 
+            def on_train_batch_end(self, batch, logs=None):
+                if self.ema:  # inside the epoch's CPU time, as zuko's update is inside its step timer
+                    self.update_average()
+
             def on_epoch_end(self, epoch, logs=None):
                 took = time.process_time() - self.epoch_start  # includes the first epoch's tracing
                 self.epoch_cpu.append(took)
                 self.epochs_run += 1
-                self.score("raw", epoch)
-                if self.ema:
-                    # swap the averages in (public API: the optimizer overwrites the model's variables
-                    # with them, as fit does at the end), score, and put the trained weights back
-                    raw = [w.numpy() for w in self.flow.trainable_variables]
-                    self.model.optimizer.finalize_variable_values(self.flow.trainable_variables)
-                    # tf-keras averages each variable *before* applying its constraint, and TFP's MADE
-                    # keeps its autoregressive masks by a kernel constraint (mask * w): the raw average
-                    # has the masked-out weights back, is not autoregressive, and its log_prob is not a
-                    # density (seed 0 "scored" 0.19 nats on test, below the true density's 0.30).
-                    # The mask is linear and the average starts masked, so masking the average gives
-                    # exactly the average of the masked weights.
-                    for variable in self.flow.trainable_variables:
-                        if variable.constraint is not None:
-                            variable.assign(variable.constraint(variable))
-                    self.score("ema", epoch)
-                    for variable, value in zip(self.flow.trainable_variables, raw):
-                        variable.assign(value)
+                if self.x_val is None:
+                    # nothing to select on: a copy of the weights (cheap next to an epoch), in case this
+                    # epoch is the last
+                    self.last_raw = [w.numpy() for w in self.flow.trainable_variables]
+                else:
+                    self.score("raw", epoch)
+                    if self.ema:
+                        # swap the averages in, score, and put the trained weights back
+                        raw = [w.numpy() for w in self.flow.trainable_variables]
+                        self.swap_in_average()
+                        self.score("ema", epoch)
+                        for variable, value in zip(self.flow.trainable_variables, raw):
+                            variable.assign(value)
                 elapsed = time.process_time() - self.start
                 steady = self.epoch_cpu[-1] if epoch else 0.0
                 if elapsed + steady > self.cpu_budget:  # the next epoch would overrun the budget
                     self.model.stop_training = True
 
+            def swap_in_average(self) -> None:
+                for variable, average in zip(self.flow.trainable_variables, self.average):
+                    variable.assign(average)
+
             def restore(self, which: str) -> None:
+                """The weights to score: the best validation epoch's, or without validation the last's."""
+                if self.x_val is None:
+                    for variable, value in zip(self.flow.trainable_variables, self.last_raw):
+                        variable.assign(value)
+                    if which == "ema":
+                        self.swap_in_average()
+                    return
                 for variable, value in zip(self.flow.trainable_variables, self.best[which][1]):
                     variable.assign(value)
 
@@ -129,11 +159,14 @@ def parameter_count(flow) -> int:
 
 
 def moons_data(validation: int = 1000):
+    """train, validation (None when ``validation`` is 0: all 10,000 points train), test."""
     import numpy as np
     from sklearn.datasets import make_moons
 
     data = make_moons(10000, noise=0.05, random_state=0)[0].astype(np.float32)
     test = make_moons(5000, noise=0.05, random_state=1)[0].astype(np.float32)
+    if validation == 0:
+        return data, None, test
     return data[:-validation], data[-validation:], test
 
 
@@ -152,10 +185,8 @@ def flowlab_moons(seed: int, args) -> dict:
     flow = build_nsf(2, n_layers=args.layers, bins=args.bins, bound=args.bound,
                      hidden_units=(args.hidden, args.hidden), kind=args.kind, zero_init=args.init == "zero")
     model = density_model(flow)
-    # EMA: Adam updates the weights' moving average inside the traced step (new = m * old + (1 - m) * w,
-    # starting from the initial weights), as zuko_nsf.py does after each torch step
-    ema = {"use_ema": True, "ema_momentum": args.ema} if args.ema else {}
-    model.compile(optimizer=tf.keras.optimizers.Adam(args.learning_rate, **ema), loss=negative_log_likelihood)
+    # EMA (with --ema): the Budget callback keeps the weights' moving average after every step
+    model.compile(optimizer=tf.keras.optimizers.Adam(args.learning_rate), loss=negative_log_likelihood)
     build_optimizer(model)
     budget = Budget(flow, val, args.learning_rate, args.epochs, args.cpu_budget, args.ema)
     fit(model, train, epochs=args.epochs, batch_size=args.batch_size, callbacks=[budget], verbose=0)
@@ -164,8 +195,10 @@ def flowlab_moons(seed: int, args) -> dict:
     steady = budget.epoch_cpu[1:] or budget.epoch_cpu
     scores = {}
     for which in ("raw", "ema") if args.ema else ("raw",):
-        budget.restore(which)  # the best validation epoch's weights; test is scored once per selection
-        scores[which] = {"validation_nll": round(budget.best[which][0], 4), "best_epoch": budget.best[which][2],
+        budget.restore(which)  # the best validation epoch's (or the last epoch's) weights; test scored once each
+        validated = val is not None
+        scores[which] = {"validation_nll": round(budget.best[which][0], 4) if validated else None,
+                         "best_epoch": budget.best[which][2] if validated else budget.epochs_run - 1,
                          "test_nll": round(-float(np.mean(flow.log_prob(test))), 4),
                          "validation_curve": budget.curve[which]}
     chosen = scores["ema" if args.ema else "raw"]
@@ -216,13 +249,13 @@ def run_moons(args) -> dict:
     runs = []
     for seed in args.seeds:
         ours = flowlab_moons(seed, args)
-        print(f"seed {seed} flowlab: test {ours['test_nll']:.4f} nats (val {ours['validation_nll']:.4f}, "
+        print(f"seed {seed} flowlab: test {ours['test_nll']:.4f} nats (val {ours['validation_nll']}, "
               f"epoch {ours['best_epoch'] + 1}/{ours['epochs']}), {ours['train_cpu_seconds']:.0f} CPU s "
               f"({ours['first_epoch_cpu_seconds']:.0f} in epoch 1), {ours['train_wall_seconds']:.0f} s wall, "
               f"{ours['steps_per_cpu_second']:.1f} steps/CPU s, {ours['parameters']} parameters", flush=True)
         theirs = zuko_moons(seed, args) if not args.no_zuko else None
         if theirs:
-            print(f"seed {seed} zuko:    test {theirs['test_nll']:.4f} nats (val {theirs['validation_nll']:.4f}, "
+            print(f"seed {seed} zuko:    test {theirs['test_nll']:.4f} nats (val {theirs['validation_nll']}, "
                   f"epoch {theirs['best_epoch'] + 1}/{theirs['epochs']}), {theirs['train_cpu_seconds']:.0f} CPU s, "
                   f"{theirs['train_wall_seconds']:.0f} s wall, {theirs['steps_per_cpu_second']:.1f} steps/CPU s, "
                   f"{theirs['parameters']} parameters", flush=True)
@@ -234,8 +267,10 @@ def run_moons(args) -> dict:
 def summary_moons(args, runs: list[dict]) -> dict:
     summary = {
         "part": "moons",
-        "data": "train make_moons(10000, noise=0.05, random_state=0) minus its last 1000 (validation); "
-                "test make_moons(5000, noise=0.05, random_state=1)",
+        "data": "train make_moons(10000, noise=0.05, random_state=0) "
+                + (f"minus its last {args.validation} (validation); " if args.validation
+                   else "all of it (no validation: the last epoch's weights are scored); ")
+                + "test make_moons(5000, noise=0.05, random_state=1)",
         "true_density_test_nll": 0.300,
         "recipe": {k: getattr(args, k) for k in ("kind", "init", "layers", "hidden", "bins", "bound", "batch_size",
                                                  "learning_rate", "epochs", "cpu_budget", "threads",
@@ -251,8 +286,9 @@ def summary_moons(args, runs: list[dict]) -> dict:
                              ("test_nll", "train_cpu_seconds", "train_wall_seconds", "steps_per_cpu_second")}
             for which in done[0]["selections"]:  # the same trajectories, selected with and without the EMA
                 summary[side][f"test_nll_{which}"] = spread([d["selections"][which]["test_nll"] for d in done])
-                summary[side][f"validation_nll_{which}"] = spread(
-                    [d["selections"][which]["validation_nll"] for d in done])
+                if args.validation:
+                    summary[side][f"validation_nll_{which}"] = spread(
+                        [d["selections"][which]["validation_nll"] for d in done])
     if "zuko" in summary:
         ratios = [r["flowlab"]["steps_per_cpu_second"] / r["zuko"]["steps_per_cpu_second"] for r in runs if r["zuko"]]
         summary["steps_per_cpu_second_ratio_flowlab_over_zuko"] = spread(ratios)
@@ -409,12 +445,16 @@ def main() -> None:
                        help="momentum of the weights' exponential moving average, scored and selected on "
                             "validation on both sides (0: off, the session-7 recipe)")
     moons.add_argument("--validation", type=int, default=1000,
-                       help="the last this many training points held out for validation")
+                       help="the last this many training points held out for validation, selecting the best "
+                            "epoch (0: none held out, no selection, the last epoch's weights, or with --ema "
+                            "their average, are scored)")
     moons.add_argument("--zuko-python", default=os.environ.get("ZUKO_PYTHON", DEFAULT_ZUKO_PYTHON))
     moons.add_argument("--no-zuko", action="store_true")
     face = parser.add_argument_group("face")
     face.add_argument("--only", nargs="+", help="only the face flows whose names contain one of these words")
     args = parser.parse_args()
+    if not 0 <= args.validation < 10000:
+        parser.error(f"--validation {args.validation}: must be between 0 and 9999 (the training set has 10,000 points)")
     if args.quick:
         args.epochs, args.cpu_budget = 2, 1e9
     name = f"beyond_affine_{args.part}{'_quick' if args.quick else ''}.json"

@@ -15,6 +15,8 @@ validation NLL kept (the test set is scored once per selection, at the end). Wit
 weights' exponential moving average is kept as tf-keras's Adam keeps it on flowlab's side (``average =
 m * average + (1 - m) * weights`` after every step, starting from the initial weights), scored on
 validation every epoch beside the trained weights, and its best epoch is the reported flow.
+``--validation 0``: all points train, nothing is selected, and the last epoch's weights (with ``--ema``,
+their average) are the reported flow, the last epoch's trained weights recorded beside it.
 Prints one JSON object on stdout.
 """
 
@@ -43,7 +45,8 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=40)
     parser.add_argument("--cpu-budget", type=float, default=120.0, help="process CPU seconds of training")
     parser.add_argument("--threads", type=int, default=2, help="intra-op threads (torch.set_num_threads)")
-    parser.add_argument("--validation", type=int, default=1000)
+    parser.add_argument("--validation", type=int, default=1000,
+                        help="the last this many points held out to select the best epoch (0: none, the last epoch)")
     parser.add_argument("--train", type=int, default=10000)
     parser.add_argument("--ema", type=float, default=0.0, help="the moving average's momentum (0: off)")
     args = parser.parse_args()
@@ -53,8 +56,11 @@ def main() -> None:
     torch.manual_seed(args.seed)
     rng = np.random.default_rng(args.seed)
     data = make_moons(args.train, noise=0.05, random_state=0)[0].astype(np.float32)
-    train = torch.from_numpy(data[: -args.validation])
-    val = torch.from_numpy(data[-args.validation:])
+    if not 0 <= args.validation < args.train:
+        parser.error(f"--validation {args.validation}: must be between 0 and {args.train - 1}")
+    # no validation: every point trains and the last epoch is kept (data[:-0] would be empty)
+    train = torch.from_numpy(data[: len(data) - args.validation])
+    val = torch.from_numpy(data[len(data) - args.validation:]) if args.validation else None
     test = torch.from_numpy(make_moons(5000, noise=0.05, random_state=1)[0].astype(np.float32))
 
     flow = zuko.flows.NSF(2, transforms=args.transforms, hidden_features=(args.hidden, args.hidden), bins=args.bins)
@@ -94,7 +100,8 @@ def main() -> None:
             steps += 1
         train_cpu += time.process_time() - step_cpu
         epochs_run += 1
-        for which in ("raw", "ema") if args.ema else ("raw",):
+        scored = ("raw", "ema") if args.ema else ("raw",)
+        for which in scored if val is not None else ():  # nothing to score without validation
             score = nll(models[which], val)
             curve[which].append(round(score, 4))
             if score < best[which][0]:
@@ -104,6 +111,10 @@ def main() -> None:
     cpu, wall = time.process_time() - cpu0, time.perf_counter() - wall0
     selections = {}
     for which in ("raw", "ema") if args.ema else ("raw",):
+        if val is None:  # the last epoch's weights, as trained or averaged
+            selections[which] = {"validation_nll": None, "best_epoch": epochs_run - 1,
+                                 "test_nll": round(nll(models[which], test), 4), "validation_curve": []}
+            continue
         flow.load_state_dict(best[which][1])
         selections[which] = {"validation_nll": round(best[which][0], 4), "best_epoch": best[which][2],
                              "test_nll": round(nll(flow, test), 4), "validation_curve": curve[which]}
