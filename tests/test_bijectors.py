@@ -53,6 +53,21 @@ def _built(bijector, x):
 
 # --- elementwise ------------------------------------------------------------------------------------
 
+@case(fb.BatchNormalization)
+def batch_normalization_evaluation_mode():
+    # Evaluation mode is a fixed affine map per variable (moving statistics, learned gamma and beta): a
+    # bijection of each point. Training mode normalises with the batch and is tested in test_batch_norm.py.
+    x = _normal([20, 3], 8, 2.0)
+    bijector = _built(fb.BatchNormalization(training=False), x)
+    layer = bijector.batchnorm
+    layer.moving_mean.assign([0.5, -1.0, 2.0])
+    layer.moving_variance.assign([4.0, 0.25, 1.5])
+    layer.gamma.assign([1.5, 0.7, 2.0])
+    layer.beta.assign([0.1, -0.3, 0.0])
+    return bijector, x, 1, {"constant_jacobian": True, "atol": 1e-4, "rtol": 1e-4}
+
+
+
 @case(fb.Logit)
 def logit():
     x = tf.random.stateless_uniform([50], seed=[4, 5], minval=0.001, maxval=0.999).numpy()
