@@ -67,7 +67,6 @@ def batch_normalization_evaluation_mode():
     return bijector, x, 1, {"constant_jacobian": True, "atol": 1e-4, "rtol": 1e-4}
 
 
-
 @case(fb.Logit)
 def logit():
     x = tf.random.stateless_uniform([50], seed=[4, 5], minval=0.001, maxval=0.999).numpy()
