@@ -82,7 +82,7 @@ class CosineOverBudget(tf.keras.callbacks.Callback):
 
 class WeightAverage(tf.keras.callbacks.Callback):
     """Polyak averaging: an exponential moving average of the trainable weights, updated after every batch
-    (Glow and Flow++ evaluate such averages); ``swap`` exchanges them with the live weights for scoring."""
+    (Flow++ evaluates such an average); ``swap`` exchanges them with the live weights for scoring."""
 
     def __init__(self, momentum: float) -> None:
         super().__init__()
