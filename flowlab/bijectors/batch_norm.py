@@ -119,9 +119,13 @@ def set_training(flow: Any, training: bool) -> list[tfb.BatchNormalization]:
         raise ValueError(f"{getattr(flow, 'name', bijector.name)!r} holds no tfb.BatchNormalization bijector")
     for norm in norms:
         norm._training = bool(training)  # TFP keeps the mode in this flag, read when each call is traced
+    _clear_caches(bijector)
+    return norms
+
+
+def _clear_caches(bijector: tfb.Bijector) -> None:
     for part in _bijectors(bijector):
         part._cache.clear()
-    return norms
 
 
 @contextlib.contextmanager
@@ -135,17 +139,17 @@ def evaluation_mode(flow: Any) -> Iterator[list[tfb.BatchNormalization]]:
     """
     bijector = flow if isinstance(flow, tfb.Bijector) else getattr(flow, "bijector", None)
     norms = batch_normalizations(bijector) if isinstance(bijector, tfb.Bijector) else []
+    if not norms:
+        yield norms
+        return
     modes = [norm._training for norm in norms]
-    if norms:
-        set_training(bijector, False)
+    set_training(bijector, False)
     try:
         yield norms
     finally:
         for norm, mode in zip(norms, modes):
             norm._training = mode
-        if norms:
-            for part in _bijectors(bijector):
-                part._cache.clear()
+        _clear_caches(bijector)
 
 
 def refresh_statistics(flow: Any, x: Any) -> list[tfb.BatchNormalization]:
