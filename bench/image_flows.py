@@ -47,7 +47,7 @@ from flowlab.datasets.mnist import load_mnist_splits
 from flowlab.flows.glow import build_glow
 from flowlab.flows.multiscale import build_multiscale_realnvp, sample_images
 from flowlab.flows.partitions import build_bad_partition_flow, build_good_partition_flow
-from flowlab.training import LinearWarmup, density_model, negative_log_likelihood
+from flowlab.training import LinearWarmup, WeightAverage, density_model, negative_log_likelihood
 
 D, BATCH = 784, 64
 
@@ -78,37 +78,6 @@ class CosineOverBudget(tf.keras.callbacks.Callback):
         fraction = min(1.0, self.budget.used / self.budget.seconds)
         warm = min(1.0, (self.budget.steps + 1) / self.warmup_steps)
         self.model.optimizer.learning_rate.assign(self.peak * warm * 0.5 * (1.0 + math.cos(math.pi * fraction)))
-
-
-class WeightAverage(tf.keras.callbacks.Callback):
-    """Polyak averaging: an exponential moving average of the trainable weights, updated after every batch
-    (Flow++ evaluates such an average); ``swap`` exchanges them with the live weights for scoring."""
-
-    def __init__(self, momentum: float) -> None:
-        super().__init__()
-        self.momentum, self.average = momentum, None
-
-    def _start(self):
-        self.average = [tf.Variable(v, trainable=False) for v in self.model.trainable_variables]
-        variables, average, m = self.model.trainable_variables, self.average, self.momentum
-
-        @tf.function
-        def update():
-            for a, v in zip(average, variables):
-                a.assign(m * a + (1.0 - m) * v)
-        self._update = update
-
-    def on_train_batch_end(self, batch, logs=None):
-        if self.average is None:
-            self._start()
-        self._update()
-
-    def swap(self):
-        """Exchanges the live weights and the averaged ones (call twice to undo)."""
-        for a, v in zip(self.average, self.model.trainable_variables):
-            live = tf.identity(v)
-            v.assign(a)
-            a.assign(live)
 
 
 class Budget(tf.keras.callbacks.Callback):
@@ -171,7 +140,9 @@ def run_one(run: str, minutes: float, cpu_seconds: float, seed: int, log_test: b
     callbacks = [budget]
     if schedule == "cosine":
         callbacks.insert(0, CosineOverBudget(peak_lr, warmup_steps, budget))
-    average = WeightAverage(ema) if ema else None
+    # The same callback goes into every epoch's fit and keeps averaging across them; the trained weights stay in
+    # the model (apply_at_end=False) and training goes on from them.
+    average = WeightAverage(ema, apply_at_end=False) if ema else None
     if average is not None:
         callbacks.append(average)
     wall_start, cpu_start, epoch = time.perf_counter(), time.process_time(), 0
@@ -193,12 +164,11 @@ def run_one(run: str, minutes: float, cpu_seconds: float, seed: int, log_test: b
         if average is not None:
             # The averaged weights are a second candidate, kept only if validation prefers them: averaging a
             # trajectory that is still moving fast scored far worse than the live weights in these flows.
-            average.swap()
-            val_avg = score(validation, 11)
-            tst_avg = score(test, 13) if log_test else math.nan
-            if np.isfinite(val_avg) and val_avg < best[0]:
-                best = (val_avg, model.get_weights(), epoch, tst_avg)
-            average.swap()
+            with average.swapped():
+                val_avg = score(validation, 11)
+                tst_avg = score(test, 13) if log_test else math.nan
+                if np.isfinite(val_avg) and val_avg < best[0]:
+                    best = (val_avg, model.get_weights(), epoch, tst_avg)
         history.append({"epoch": epoch, "steps": budget.steps, "budget_used": round(budget.used, 1),
                         "process_cpu_s": round(time.process_time() - cpu_start, 1),
                         "wall_minutes": round((time.perf_counter() - wall_start) / 60, 2),

@@ -15,8 +15,8 @@ at the boundary, and stops with :class:`TrainingDiverged` when the loss turns Na
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
-from contextlib import nullcontext
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager, nullcontext
 from typing import Any
 
 import numpy as np
@@ -33,6 +33,7 @@ __all__ = [
     "LinearWarmup",
     "StopOnNaN",
     "TrainingDiverged",
+    "WeightAverage",
     "density_model",
     "negative_log_likelihood",
     "fit",
@@ -174,8 +175,8 @@ def _refuse_ema_with_constraints(model: tf.keras.Model) -> None:
             f"the optimizer averages the weights (use_ema=True), but {len(constrained)} of this flow's weights "
             f"carry constraints (e.g. {constrained[0]!r}: MADE's autoregressive masks in a MAF, IAF or "
             "autoregressive NSF); Keras averages them unconstrained, so the averaged flow would not be a density. "
-            "Train without use_ema, or average the weights yourself and apply each variable's constraint to the "
-            "average.")
+            "Train without use_ema and pass flowlab.training.WeightAverage(momentum) as a callback: it averages "
+            "the constrained weights and applies each variable's constraint to the average.")
 
 
 def _with_target(data: Any) -> Any:
@@ -255,6 +256,216 @@ class StopOnNaN(tf.keras.callbacks.Callback):
                 "Lower the learning rate, check the data for NaN/inf or extreme values (standardise it), "
                 "or bound the flow's log-scales."
             )
+
+
+class WeightAverage(tf.keras.callbacks.Callback):
+    r"""Polyak averaging: an exponential moving average of the trainable weights, kept after every batch.
+
+    .. math:: \bar\theta_0 = \theta_0, \qquad
+              \bar\theta_t = m\,\bar\theta_{t-1} + (1 - m)\,\theta_t
+              = m^t \theta_0 + (1 - m) \sum_{s=1}^{t} m^{t-s} \theta_s
+
+    where :math:`\theta_t` are the weights after training step :math:`t`. The average forgets with a
+    time constant of about :math:`1 / (1 - m)` steps (100 at the default ``momentum=0.99``).  It smooths
+    out the noise of the last steps and can score better than the last weights, or worse while the
+    weights still move fast (``bench/image_flows.md``: it never won there): score both.  Averaging the
+    iterates is Polyak & Juditsky's (1992); Flow++ (Ho et al. 2019) evaluates such an average.
+
+    Why not Keras's own ``Adam(use_ema=True)``: tf-keras updates its average inside the optimizer step,
+    *before* it applies the variables' constraints.  TFP's MADE (every MAF, IAF and autoregressive NSF)
+    keeps its autoregressive masks :math:`M` as kernel constraints, :math:`W \leftarrow M \odot W`; the
+    gradient of a masked-out entry is not zero, so Keras's average of :math:`W` gathers the updates
+    that the constraint then removes from the weights, the averaged network is not autoregressive and its
+    ``log_prob`` is not a density (:func:`fit` refuses ``use_ema`` for such flows).  This callback reads
+    the weights in ``on_train_batch_end``, after the optimizer applied the constraints, so for a linear
+    mask :math:`\bar W = \sum_s c_s (M \odot W_s) = M \odot \sum_s c_s W_s` is masked too.  Each
+    variable's ``constraint`` is still applied whenever the average is written into the model: it costs
+    nothing, and it makes the written weights valid even when the average started from weights that
+    broke the constraint (the initial weights are not constrained by Keras).
+
+    Only trainable weights are averaged; non-trainable state (batch-norm moving statistics) is the
+    model's own.  The average lives in ``tf.Variable`` s held by the callback, not by the model:
+    saving the model saves the weights in it.  With ``steps_per_execution=k`` Keras calls the callback
+    every ``k`` steps, and the average is updated at that rate.
+
+    Args:
+        momentum: :math:`m`, in ``[0, 1)``: 0.99-0.9999 are usual; 0 keeps the last weights.
+        validate_average: the validation inside ``fit(validation_data=...)`` scores the average
+            (``val_loss`` is the average's); the trained weights are swapped back after each
+            validation, and a later plain ``model.evaluate`` scores whatever the model holds.  Callbacks
+            that save weights at the end of an epoch (``ModelCheckpoint``, ``EarlyStopping``) still
+            save the trained weights, judged by the average's ``val_loss``.
+        apply_at_end: write the average into the model when training ends, as Keras's ``use_ema`` does
+            (``True``, the default: after ``fit`` the model holds the average); ``False`` leaves the
+            trained weights, and :meth:`swapped` or :meth:`apply` use the average when wanted.
+
+    The first ``fit`` the callback is given to starts the average from the model's weights at
+    ``on_train_begin``; later fits of the same model with the same callback continue it (as Keras's
+    optimizer-held average does): :meth:`reset` starts over.
+
+    Raises:
+        flowlab.validation.ArgumentError: a momentum outside ``[0, 1)``, or a flag that is not a bool.
+
+    >>> import flowlab, numpy as np
+    >>> from flowlab.flows import build_maf
+    >>> flowlab.seed(0)
+    >>> x = np.random.default_rng(0).normal(size=(256, 2)).astype(np.float32)
+    >>> average = WeightAverage(0.9, apply_at_end=False)
+    >>> model, history = fit(build_maf(2, n_layers=1, hidden_units=(8,)), x, epochs=3, batch_size=64,
+    ...                      validation_data=x[:64], callbacks=[average], verbose=0)
+    >>> with average.swapped():                          # the average in the model, masks applied
+    ...     averaged = model.evaluate(x[:64], verbose=0)
+    >>> bool(np.isclose(averaged, history.history["val_loss"][-1]))   # validation scored the average
+    True
+    >>> WeightAverage(momentum=1.0)
+    Traceback (most recent call last):
+    ...
+    flowlab.validation.ArgumentError: momentum must be a number in [0, 1), got 1.0 (float): ...
+    """
+
+    def __init__(self, momentum: float = 0.99, *, validate_average: bool = True, apply_at_end: bool = True) -> None:
+        super().__init__()
+        if isinstance(momentum, bool) or not isinstance(momentum, (int, float, np.integer, np.floating)) \
+                or not 0 <= momentum < 1:
+            raise ArgumentError(
+                f"momentum must be a number in [0, 1), got {momentum!r} ({type(momentum).__name__}): the average "
+                "is momentum * average + (1 - momentum) * weights, so 1 would never move from the initial weights "
+                "(0.99 to 0.9999 are usual)")
+        for name, flag in (("validate_average", validate_average), ("apply_at_end", apply_at_end)):
+            if not isinstance(flag, (bool, np.bool_)):
+                raise ArgumentError(f"{name} must be True or False, got {flag!r} ({type(flag).__name__})")
+        self.momentum = float(momentum)
+        self.validate_average = bool(validate_average)
+        self.apply_at_end = bool(apply_at_end)
+        self._variables: tuple[tf.Variable, ...] = ()
+        self._average: tuple[tf.Variable, ...] | None = None
+        self._trained: tuple[tf.Variable, ...] | None = None  # the trained weights while the average is swapped in
+        self._swapped_by: str | None = None  # "validation" or "swapped()"
+        self._in_fit = False
+
+    def reset(self) -> None:
+        """Forget the average: the next ``fit`` starts it again from the model's weights then."""
+        self._restore_after_interrupted_validation()
+        self._average = self._trained = None
+        self._variables = ()
+
+    def _start(self, variables: tuple[tf.Variable, ...]) -> None:
+        self._variables = variables
+        self._average = tuple(tf.Variable(v.read_value(), trainable=False, name="weight_average")
+                              for v in variables)
+        self._trained = None
+        average = self._average
+
+        # One graph for all the variables: a Python loop of assigns would dispatch one eager op per variable
+        # after every batch.  The momentum is an argument so that the warm-up below can run the graph with
+        # momentum 1, which leaves the average exactly as it is.
+        @tf.function
+        def update(momentum: tf.Tensor) -> None:
+            for a, v in zip(average, variables):
+                a.assign(tf.cast(momentum, a.dtype) * a + tf.cast(1.0 - momentum, a.dtype) * v)
+
+        self._update = update
+        # Tracing and the graph's first run (optimisation, placement) take tens of milliseconds: paid here rather
+        # than in the first batch's hook, which Keras's timing check would then report as a slow callback.
+        update(tf.constant(1.0, tf.float64))
+        self._momentum = tf.constant(self.momentum, tf.float64)
+
+    def on_train_begin(self, logs: dict | None = None) -> None:
+        if self._swapped_by == "swapped()":
+            raise RuntimeError("fit inside WeightAverage.swapped(): it would train the average, and leaving the "
+                               "block would throw that training away; call apply() first to train on from the average")
+        self._restore_after_interrupted_validation()
+        variables = tuple(self.model.trainable_variables)
+        if self._average is None or [id(v) for v in variables] != [id(v) for v in self._variables]:
+            self._start(variables)
+        self._in_fit = True
+
+    def on_train_batch_end(self, batch: int, logs: dict | None = None) -> None:
+        self._update(self._momentum)
+
+    # In tf-keras's fit, validation is an evaluate() with the same callbacks, between the epoch's last batch
+    # and on_epoch_end: the average is in the model for exactly that evaluation.
+    def on_test_begin(self, logs: dict | None = None) -> None:
+        if self._in_fit and self.validate_average and self._swapped_by is None:
+            self._swap_in("validation")
+
+    def on_test_end(self, logs: dict | None = None) -> None:
+        if self._swapped_by == "validation":
+            self._swap_back()
+
+    def on_train_end(self, logs: dict | None = None) -> None:
+        self._in_fit = False
+        if self.apply_at_end:
+            self.apply()
+
+    @contextmanager
+    def swapped(self) -> Iterator[None]:
+        """Within the block the model holds the average (constraints applied); the trained weights come back
+        on leaving it, exactly, also when the block raises.
+
+        Raises:
+            RuntimeError: before training, or inside another ``swapped()``.
+        """
+        self._check_started("swapped()")
+        self._restore_after_interrupted_validation()
+        if self._swapped_by is not None:
+            raise RuntimeError("the average is already swapped into the model (swapped() inside swapped())")
+        self._swap_in("swapped()")
+        try:
+            yield
+        finally:
+            self._swap_back()
+
+    def apply(self) -> None:
+        """Write the average into the model for good (constraints applied); the trained weights are dropped.
+
+        Raises:
+            RuntimeError: before training, or inside ``swapped()`` (which would put the trained weights back).
+        """
+        self._check_started("apply()")
+        if self._swapped_by == "swapped()":
+            raise RuntimeError("apply() inside swapped(): leaving the block would put the trained weights back; "
+                               "call apply() after it")
+        self._swapped_by = None  # an interrupted validation's average is the one to keep
+        for a, v in zip(self._average, self._variables):
+            v.assign(self._constrained(a, v))
+
+    def get_weights(self) -> list[np.ndarray]:
+        """The average as NumPy arrays, constraints applied, in the order of ``model.trainable_variables``."""
+        self._check_started("get_weights()")
+        return [self._constrained(a, v).numpy() for a, v in zip(self._average, self._variables)]
+
+    @staticmethod
+    def _constrained(average: tf.Variable, variable: tf.Variable) -> tf.Tensor:
+        value = average.read_value()
+        constraint = getattr(variable, "constraint", None)
+        return value if constraint is None else tf.cast(constraint(value), variable.dtype)
+
+    def _check_started(self, what: str) -> None:
+        if self._average is None:
+            raise RuntimeError(
+                f"WeightAverage.{what} before training: there is no average yet. Pass the callback to fit "
+                "(callbacks=[average]); the average starts from the weights when training begins")
+
+    def _swap_in(self, by: str) -> None:
+        if self._trained is None:
+            self._trained = tuple(tf.Variable(v.read_value(), trainable=False, name="trained_weights")
+                                  for v in self._variables)
+        for t, a, v in zip(self._trained, self._average, self._variables):
+            t.assign(v)
+            v.assign(self._constrained(a, v))
+        self._swapped_by = by
+
+    def _swap_back(self) -> None:
+        for t, v in zip(self._trained, self._variables):
+            v.assign(t)
+        self._swapped_by = None
+
+    def _restore_after_interrupted_validation(self) -> None:
+        # An exception (Ctrl-C) during fit's validation skips on_test_end: the average would stay in the model
+        # and training would go on from it.
+        if self._swapped_by == "validation":
+            self._swap_back()
 
 
 def _event_shape(distribution: tfd.Distribution) -> tuple[int, ...]:
