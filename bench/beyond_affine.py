@@ -44,6 +44,9 @@ DEFAULT_ZUKO_PYTHON = "/work/team/zuko-venv/bin/python"
 
 def configure_threads(threads: int) -> None:
     """Pin TensorFlow to ``threads`` intra-op threads (zuko gets ``torch.set_num_threads(threads)``)."""
+    import flowlab  # noqa: F401  (first: it keeps TensorFlow's start-up and tf.data log lines out of the output)
+
+    # isort: split
     import tensorflow as tf
 
     tf.config.threading.set_intra_op_parallelism_threads(threads)
@@ -57,6 +60,8 @@ class Budget:
     def __new__(cls, *args, **kwargs):  # a tf.keras callback, defined lazily so --help needs no TensorFlow
         import tensorflow as tf
 
+        from flowlab.training import WeightAverage
+
         class _Budget(tf.keras.callbacks.Callback):
             def __init__(self, flow, x_val, peak, epochs, cpu_budget, ema):
                 super().__init__()
@@ -64,26 +69,16 @@ class Budget:
                 # x_val None (--validation 0): no per-epoch scoring, the last epoch's weights are kept
                 self.x_val = tf.constant(x_val) if x_val is not None else None
                 self.val_nll = tf.function(lambda x: -tf.reduce_mean(flow.log_prob(x)))
-                # "raw": the weights as trained; "ema": their exponential moving average (Adam's use_ema).
+                # "raw": the weights as trained; "ema": their exponential moving average.
                 # Both are scored on validation every epoch, each keeps its own best epoch; the
                 # reported flow is the EMA's when --ema is on (the raw one is recorded beside it).
                 self.best = {"raw": [math.inf, None, -1], "ema": [math.inf, None, -1]}
-                # The average is kept here, not by Adam's use_ema: tf-keras averages the weights before
-                # their constraints apply, so MADE's masked-out weights came back in the average (the
-                # swapped-in network was not autoregressive, seed 0 "scored" 0.19 nats under a true 0.30),
-                # and flowlab's fit now refuses use_ema for such flows (commit 4b42a4c). Updated after
-                # every step, after the constraints: average = m * average + (1 - m) * weights, starting
-                # from the initial weights -- tf-keras's formula, and zuko_nsf.py's.
-                self.average = [tf.Variable(v.read_value(), trainable=False) for v in flow.trainable_variables]
-
-                @tf.function
-                def update_average():
-                    for average, weights in zip(self.average, flow.trainable_variables):
-                        average.assign(ema * average + (1.0 - ema) * weights)
-
-                self.update_average = update_average
-                if ema:  # trace it now: the first step would otherwise pay for it (and Keras warns);
-                    update_average()  # at the start the average equals the weights, so this leaves it as is
+                # The average (with --ema): flowlab.training.WeightAverage, updated after every step once Adam
+                # has applied MADE's mask constraints (tf-keras's own use_ema averages before them, and
+                # flowlab's fit refuses it for such flows): average = m * average + (1 - m) * weights from the
+                # initial weights, zuko_nsf.py's formula. Passed to fit after this callback; its update falls
+                # inside the epoch's CPU time either way, as zuko's is inside its step timer.
+                self.average = WeightAverage(ema, validate_average=False, apply_at_end=False) if ema else None
                 self.curve = {"raw": [], "ema": []}
                 self.epoch_cpu, self.first_epoch_cpu, self.epochs_run = [], None, 0
                 self.last_raw = None  # without validation: the trained weights at the end of the last epoch
@@ -102,10 +97,6 @@ class Budget:
                 if score < self.best[which][0]:
                     self.best[which] = [score, [w.numpy() for w in self.flow.trainable_variables], epoch]
 
-            def on_train_batch_end(self, batch, logs=None):
-                if self.ema:  # inside the epoch's CPU time, as zuko's update is inside its step timer
-                    self.update_average()
-
             def on_epoch_end(self, epoch, logs=None):
                 took = time.process_time() - self.epoch_start  # includes the first epoch's tracing
                 self.epoch_cpu.append(took)
@@ -116,21 +107,13 @@ class Budget:
                     self.last_raw = [w.numpy() for w in self.flow.trainable_variables]
                 else:
                     self.score("raw", epoch)
-                    if self.ema:
-                        # swap the averages in, score, and put the trained weights back
-                        raw = [w.numpy() for w in self.flow.trainable_variables]
-                        self.swap_in_average()
-                        self.score("ema", epoch)
-                        for variable, value in zip(self.flow.trainable_variables, raw):
-                            variable.assign(value)
+                    if self.average:
+                        with self.average.swapped():  # the trained weights come back on leaving
+                            self.score("ema", epoch)
                 elapsed = time.process_time() - self.start
                 steady = self.epoch_cpu[-1] if epoch else 0.0
                 if elapsed + steady > self.cpu_budget:  # the next epoch would overrun the budget
                     self.model.stop_training = True
-
-            def swap_in_average(self) -> None:
-                for variable, average in zip(self.flow.trainable_variables, self.average):
-                    variable.assign(average)
 
             def restore(self, which: str) -> None:
                 """The weights to score: the best validation epoch's, or without validation the last's."""
@@ -138,7 +121,7 @@ class Budget:
                     for variable, value in zip(self.flow.trainable_variables, self.last_raw):
                         variable.assign(value)
                     if which == "ema":
-                        self.swap_in_average()
+                        self.average.apply()
                     return
                 for variable, value in zip(self.flow.trainable_variables, self.best[which][1]):
                     variable.assign(value)
@@ -183,13 +166,18 @@ def flowlab_moons(seed: int, args) -> dict:
     flowlab.seed(seed)
     cpu0, wall0 = time.process_time(), time.perf_counter()
     flow = build_nsf(2, n_layers=args.layers, bins=args.bins, bound=args.bound,
-                     hidden_units=(args.hidden, args.hidden), kind=args.kind, zero_init=args.init == "zero")
+                     hidden_units=(args.hidden, args.hidden), kind=args.kind, zero_init=args.init == "zero",
+                     init=args.made_init)
     model = density_model(flow)
     # EMA (with --ema): the Budget callback keeps the weights' moving average after every step
-    model.compile(optimizer=tf.keras.optimizers.Adam(args.learning_rate), loss=negative_log_likelihood)
+    # steps_per_execution: k training steps per call of the traced function (Keras's per-step Python cost paid
+    # once per k); the weight average is updated inside each step, so it still averages every one
+    model.compile(optimizer=tf.keras.optimizers.Adam(args.learning_rate), loss=negative_log_likelihood,
+                  steps_per_execution=args.steps_per_execution)
     build_optimizer(model)
     budget = Budget(flow, val, args.learning_rate, args.epochs, args.cpu_budget, args.ema)
-    fit(model, train, epochs=args.epochs, batch_size=args.batch_size, callbacks=[budget], verbose=0)
+    fit(model, train, epochs=args.epochs, batch_size=args.batch_size,
+        callbacks=[budget] + ([budget.average] if budget.average else []), verbose=0)
     cpu, wall = time.process_time() - cpu0, time.perf_counter() - wall0
     steps_per_epoch = math.ceil(len(train) / args.batch_size)
     steady = budget.epoch_cpu[1:] or budget.epoch_cpu
@@ -272,9 +260,9 @@ def summary_moons(args, runs: list[dict]) -> dict:
                    else "all of it (no validation: the last epoch's weights are scored); ")
                 + "test make_moons(5000, noise=0.05, random_state=1)",
         "true_density_test_nll": 0.300,
-        "recipe": {k: getattr(args, k) for k in ("kind", "init", "layers", "hidden", "bins", "bound", "batch_size",
-                                                 "learning_rate", "epochs", "cpu_budget", "threads",
-                                                 "ema", "validation")},
+        "recipe": {k: getattr(args, k) for k in ("kind", "init", "made_init", "layers", "hidden", "bins", "bound",
+                                                 "batch_size", "learning_rate", "epochs", "cpu_budget", "threads",
+                                                 "ema", "validation", "steps_per_execution")},
         "seeds": [r["seed"] for r in runs],
         "runs": runs,
         "machine": machine(),
@@ -432,6 +420,9 @@ def main() -> None:
     moons.add_argument("--kind", default="autoregressive", choices=["coupling", "autoregressive"])
     moons.add_argument("--init", default="zero", choices=["zero", "glorot"],
                        help="NSF-AR's MADE output layers: zero (each layer starts as the identity) or TFP's Glorot")
+    moons.add_argument("--made-init", default="uniform", choices=["glorot", "uniform"],
+                       help="NSF-AR's MADE weights (build_nsf's init): TFP's Glorot kernels and zero biases, or "
+                            "PyTorch's (and zuko's) uniform kernels and biases on +-1/sqrt(fan-in) (session 9)")
     moons.add_argument("--layers", type=int, default=4)
     moons.add_argument("--hidden", type=int, default=64)
     moons.add_argument("--bins", type=int, default=8)
@@ -448,6 +439,8 @@ def main() -> None:
                        help="the last this many training points held out for validation, selecting the best "
                             "epoch (0: none held out, no selection, the last epoch's weights, or with --ema "
                             "their average, are scored)")
+    moons.add_argument("--steps-per-execution", type=int, default=1,
+                       help="flowlab's training steps per call of Keras's traced function (session 9: 6)")
     moons.add_argument("--zuko-python", default=os.environ.get("ZUKO_PYTHON", DEFAULT_ZUKO_PYTHON))
     moons.add_argument("--no-zuko", action="store_true")
     face = parser.add_argument_group("face")

@@ -97,3 +97,49 @@ def test_zero_init_starts_as_the_base_and_still_learns(build):
     assert all(np.all(np.isfinite(g.numpy())) for g in gradients)
     # the zeroed output layers get gradients (the hidden ones do not until those move): the flow can learn
     assert sum(np.abs(g.numpy()).max() > 0 for g in gradients) >= 2
+
+
+def made_networks(flow):
+    return [b._bijector_fn.network for b in flow.bijector.bijectors if hasattr(b, "_bijector_fn")]
+
+
+@pytest.mark.parametrize("zero_init", [False, True])
+def test_uniform_init_spreads_the_biases_and_keeps_the_masks(zero_init):
+    """``init="uniform"``: kernels and biases on +-1/sqrt(fan-in) (PyTorch's), MADE's masks kept."""
+    flowlab.seed(3)
+    flow = build_nsf(3, n_layers=2, bins=4, hidden_units=(16, 16), zero_init=zero_init, init="uniform")
+    glorot = build_nsf(3, n_layers=2, bins=4, hidden_units=(16, 16), zero_init=zero_init)
+    for network, reference in zip(made_networks(flow), made_networks(glorot)):
+        variables, masks = network.trainable_variables, [v.numpy() != 0 for v in reference.trainable_variables]
+        last = len(variables) - 2 if zero_init else len(variables)
+        for i in range(0, last, 2):
+            kernel, bias = variables[i].numpy(), variables[i + 1].numpy()
+            limit = 1 / np.sqrt(kernel.shape[0])
+            assert np.abs(kernel).max() <= limit and np.abs(bias).max() <= limit
+            assert np.abs(kernel).max() > limit / 2 and np.abs(bias).max() > limit / 2  # drawn on the whole range
+            assert np.unique(bias).size == bias.size  # every unit its own bend (Glorot's biases are all 0)
+            np.testing.assert_array_equal(kernel != 0, masks[i])  # the autoregressive masks, as TFP's
+    # every layer, of every network, draws its own numbers (one reused unseeded Keras initializer would repeat them)
+    draws = [v.numpy().ravel()[:3] * np.sqrt(v.shape[0]) for network in made_networks(flow)
+             for v in network.trainable_variables[0:4:2]]
+    assert len({tuple(np.round(d, 5)) for d in draws}) == len(draws)
+    # still autoregressive: the inverse's Jacobian is triangular, so the layer's log-det is its diagonal's
+    layer = next(b for b in flow.bijector.bijectors if hasattr(b, "_bijector_fn"))
+    x = tf.constant(np.random.default_rng(0).normal(size=(5, 3)).astype(np.float32))
+    with tf.GradientTape() as tape:
+        tape.watch(x)
+        z = layer.inverse(x)
+    jacobian = tape.batch_jacobian(z, x).numpy()
+    np.testing.assert_allclose(np.triu(jacobian, 1), 0.0, atol=1e-7)
+    np.testing.assert_allclose(np.log(np.abs(np.diagonal(jacobian, axis1=1, axis2=2))).sum(-1),
+                               layer.inverse_log_det_jacobian(x, event_ndims=1).numpy(), rtol=1e-4, atol=1e-4)
+    if zero_init:  # the uniform hidden layers do not change the identity start
+        base = tfd.MultivariateNormalDiag(tf.zeros(3)).log_prob(x)
+        np.testing.assert_allclose(flow.log_prob(x).numpy(), base.numpy(), atol=1e-5)
+
+
+def test_a_bad_init_is_a_clear_error():
+    with pytest.raises(ValueError, match="init must be one of"):
+        build_nsf(2, n_layers=1, bins=4, hidden_units=(8,), init="he")
+    with pytest.raises(ValueError, match="coupling"):
+        build_nsf(2, n_layers=1, bins=4, hidden_units=(8,), kind="coupling", init="uniform")

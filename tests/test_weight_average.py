@@ -219,3 +219,40 @@ def test_using_the_average_before_training_is_a_clear_error():
         average.apply()
     with pytest.raises(RuntimeError, match=r"get_weights\(\) before training"):
         average.get_weights()
+
+
+def _trajectory_recorder(model, trajectory):
+    return tf.keras.callbacks.LambdaCallback(on_train_batch_end=lambda batch, logs: trajectory.append(
+        np.concatenate([v.numpy().ravel() for v in model.trainable_variables]).astype(np.float64)))
+
+
+def test_a_density_model_averages_every_step_inside_the_step_also_with_steps_per_execution():
+    """In a DensityModel the update is part of the traced step: k steps per call still average all k."""
+    x = _data(512)
+    averages = []
+    for steps_per_execution in (1, 4):
+        model = _shift_and_scale_model()
+        model.compile(optimizer=tf.keras.optimizers.SGD(0.05), steps_per_execution=steps_per_execution)
+        average = WeightAverage(0.9, apply_at_end=False)
+        fit(model, x, epochs=1, batch_size=32, shuffle=False, callbacks=[average], verbose=0)  # 16 steps
+        averages.append(np.concatenate(average.get_weights()))
+    np.testing.assert_allclose(averages[1], averages[0], rtol=1e-5, atol=1e-6)
+    # a model trained without the callback afterwards leaves the average alone (the step is traced again)
+    before = np.concatenate(average.get_weights())
+    fit(model, x, epochs=1, batch_size=32, verbose=0)
+    np.testing.assert_array_equal(np.concatenate(average.get_weights()), before)
+
+
+def test_any_keras_model_is_averaged_after_each_batch():
+    """Not a DensityModel: the callback's own after-batch update, the same closed form."""
+    tf.keras.utils.set_random_seed(0)
+    model = tf.keras.Sequential([tf.keras.layers.Dense(1, input_shape=(2,))])
+    model.compile(optimizer=tf.keras.optimizers.SGD(0.05), loss="mse")
+    trajectory = [np.concatenate([v.numpy().ravel() for v in model.trainable_variables]).astype(np.float64)]
+    average = WeightAverage(0.8, apply_at_end=False)
+    x = _data(256)
+    model.fit(x, x.sum(axis=1, keepdims=True), batch_size=32, epochs=1, verbose=0,
+              callbacks=[average, _trajectory_recorder(model, trajectory)])
+    assert len(trajectory) == 9
+    np.testing.assert_allclose(np.concatenate([w.ravel() for w in average.get_weights()]),
+                               _closed_form_ema(trajectory, 0.8), rtol=1e-5, atol=1e-6)

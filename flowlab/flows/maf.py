@@ -24,6 +24,7 @@ Example::
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from typing import Any
 
@@ -37,6 +38,9 @@ from flowlab.validation import integer, integers
 __all__ = ["BoundedMADE", "MADETransformer", "autoregressive_layer", "made_layer", "build_maf", "build_iaf"]
 
 tfd, tfb = tfp.distributions, tfp.bijectors
+
+# MADE's initialisations (MADETransformer's ``init``): TFP's, and PyTorch's nn.Linear default.
+INITS = ("glorot", "uniform")
 
 
 class BoundedMADE(tf.keras.layers.Layer):
@@ -72,29 +76,59 @@ class BoundedMADE(tf.keras.layers.Layer):
 
 
 class MADETransformer(tf.Module):
-    """``bijector_fn`` of a ``tfb.MaskedAutoregressiveFlow``: a MADE network's outputs -> the transformer's bijector.
+    r"""``bijector_fn`` of a ``tfb.MaskedAutoregressiveFlow``: a MADE network's outputs -> the transformer's bijector.
 
     A ``tf.Module`` holding the Keras MADE network (``params_per_dim`` outputs per variable), so the
     flow's ``trainable_variables`` find its weights.  ``zero_init=True`` starts the network's output
     layer at zero (Kingma & Dhariwal 2018): every transformer in :mod:`flowlab.transformers` is the
     identity at zero parameters, so the layer starts as the identity, as a coupling layer does;
-    otherwise TFP's Glorot initialisation makes it start as a random monotone map.
+    otherwise the output layer is initialised as the others and the layer starts as a random monotone map.
+
+    ``init``: the layers' weights.  ``"glorot"`` (TFP's default): Glorot-uniform kernels, zero biases.
+    ``"uniform"`` (PyTorch's ``nn.Linear`` default, zuko's): kernels and biases uniform on
+    :math:`\pm 1/\sqrt{\text{fan-in}}`.  The biases are what matter in low dimensions: a hidden unit
+    :math:`\mathrm{ReLU}(w^\top x_{<i} + b)` with :math:`b = 0` bends on a hyperplane through the origin,
+    and in two dimensions (where the hidden units see :math:`x_1` alone) every unit of the first layer is
+    then :math:`\mathrm{ReLU}(\pm |w| x_1)`: two functions, all bent at :math:`x_1 = 0`.  Random biases
+    spread the bends over the data from the first step.  On two moons a 4-layer spline MADE flow with
+    ``zero_init=True`` scored 0.317-0.322 test nats over 5 seeds with ``init="uniform"`` against
+    0.321-0.335 with Glorot (true density 0.300; ``bench/beyond_affine.md``).  The masks are kept.
     """
 
     def __init__(self, dims: int, transformer: Transformer, hidden_units: Sequence[int] = (128, 128),
-                 activation: str = "relu", name: str | None = None, zero_init: bool = False) -> None:
+                 activation: str = "relu", name: str | None = None, zero_init: bool = False,
+                 init: str = "glorot") -> None:
         super().__init__(name=name)
         if not (callable(transformer) and isinstance(getattr(transformer, "params_per_dim", None), int)):
             raise TypeError("the transformer must be a flowlab.transformers.Transformer, "
                             f"got {type(transformer).__name__}")
+        if init not in INITS:
+            raise ValueError(f"init must be one of {INITS}, got {init!r}")
         self.transformer = transformer
         self.network = tfb.AutoregressiveNetwork(
             params=transformer.params_per_dim, event_shape=[integer(dims, "dims")],
             hidden_units=list(integers(hidden_units, "hidden_units")), activation=activation)
+        if not (zero_init or init == "uniform"):
+            return  # built at the first call, as TFP builds it (the seeded draws stay where they were)
+        self.network.build([None, dims])
+        variables = self.network.trainable_variables  # kernel, bias, kernel, bias, ...: one pair per layer
+        if init == "uniform":
+            # Drawn here, layer by layer, not through AutoregressiveNetwork's kernel_initializer: TFP would call
+            # one initializer for every layer, and an unseeded Keras initializer repeats its draws (correlated
+            # layers).  A bias initializer would not know its layer's fan-in.  The kernel's constraint is
+            # MADE's mask.
+            for kernel, bias in zip(variables[0::2], variables[1::2]):
+                limit = 1.0 / math.sqrt(kernel.shape[0])
+                kernel.assign(kernel.constraint(self._uniform(limit, kernel)))
+                bias.assign(self._uniform(limit, bias))
         if zero_init:
-            self.network.build([None, dims])
-            for variable in self.network.trainable_variables[-2:]:  # the output layer's kernel and bias
+            for variable in variables[-2:]:  # the output layer's kernel and bias
                 variable.assign(tf.zeros_like(variable))  # (zeros keep MADE's mask: TFP masks by zeroing)
+
+    @staticmethod
+    def _uniform(limit: float, variable: tf.Variable) -> tf.Tensor:
+        # a new initializer per draw: each takes its own seed from the global one (flowlab.seed)
+        return tf.keras.initializers.RandomUniform(-limit, limit)(variable.shape, dtype=variable.dtype)
 
     def __call__(self, x: tf.Tensor, **kwargs) -> tfb.Bijector:
         return self.transformer(self.network(x))
@@ -120,12 +154,12 @@ class _MaskedAutoregressiveFlow(tfb.MaskedAutoregressiveFlow):
 
 def autoregressive_layer(
     dims: int, transformer: Transformer, hidden_units: Sequence[int] = (128, 128), activation: str = "relu",
-    zero_init: bool = False,
+    zero_init: bool = False, init: str = "glorot",
 ) -> tfb.MaskedAutoregressiveFlow:
     """One ``tfb.MaskedAutoregressiveFlow`` moving variable ``i`` by ``transformer`` with parameters from ``x_<i``.
 
     ``log_prob`` runs its MADE network once (the log-det comes with the inverse, from TFP's cache).
-    ``zero_init``: start as the identity (:class:`MADETransformer`).
+    ``zero_init``: start as the identity; ``init``: ``"glorot"`` or ``"uniform"`` weights (:class:`MADETransformer`).
 
     >>> import flowlab
     >>> from flowlab.transformers import SplineTransformer
@@ -134,7 +168,7 @@ def autoregressive_layer(
     TensorShape([1, 2])
     """
     return _MaskedAutoregressiveFlow(bijector_fn=MADETransformer(dims, transformer, hidden_units, activation,
-                                                                 zero_init=zero_init))
+                                                                 zero_init=zero_init, init=init))
 
 
 def made_layer(
@@ -159,18 +193,22 @@ def made_layer(
 def build_autoregressive(
     dims: int, transformer: Transformer, n_layers: int = 3, hidden_units: Sequence[int] = (128, 128),
     activation: str = "relu", invert: bool = False, name: str = "MAF", dtype: Any = tf.float32,
-    zero_init: bool = False,
+    zero_init: bool = False, init: str = "glorot",
 ) -> tfd.TransformedDistribution:
     """``n_layers`` autoregressive layers with ``transformer``, each followed by a reversal (``invert``: IAF).
 
     ``dtype``: float32 (default) or float64, the flow's and its networks' (every builder takes it).
     Events may be batched or single: ``log_prob`` of one ``(dims,)`` event is a scalar, ``sample()``
     one event, as for any TFP distribution.  ``zero_init``: every layer starts as the identity
-    (:class:`MADETransformer`), so the flow starts as its base distribution.
+    (:class:`MADETransformer`), so the flow starts as its base distribution; ``init``: the MADE
+    networks' weights, ``"glorot"`` (TFP's) or ``"uniform"`` (PyTorch's, random biases: see
+    :class:`MADETransformer`).
 
     Raises:
         flowlab.validation.ArgumentError: ``dims`` below 2, a bad ``n_layers``, ``hidden_units`` or ``dtype``.
         TypeError: ``transformer`` is not a :class:`flowlab.transformers.Transformer`.
+        ValueError: an unknown ``init``.
+
 
     >>> import flowlab
     >>> from flowlab.transformers import SplineTransformer
@@ -182,9 +220,11 @@ def build_autoregressive(
     """
     dims = check_dims(dims, 2, "an inverse autoregressive flow" if invert else "an autoregressive flow")
     hidden_units = integers(hidden_units, "hidden_units")
+    if init not in INITS:  # before any layer is built
+        raise ValueError(f"init must be one of {INITS}, got {init!r}")
 
     def layer(i: int) -> tfb.Bijector:
-        made = autoregressive_layer(dims, transformer, hidden_units, activation, zero_init=zero_init)
+        made = autoregressive_layer(dims, transformer, hidden_units, activation, zero_init=zero_init, init=init)
         return tfb.Invert(made) if invert else made
 
     return stack(layer, n_layers, dims, name, dtype=dtype)
