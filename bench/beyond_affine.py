@@ -165,9 +165,10 @@ def flowlab_moons(seed: int, args) -> dict:
     train, val, test = moons_data(args.validation)
     flowlab.seed(seed)
     cpu0, wall0 = time.process_time(), time.perf_counter()
+    # --init and --made-init set a MADE's start; a coupling NSF keeps build_nsf's defaults (as in sessions 6-7)
+    start = dict(zero_init=args.init == "zero", init=args.made_init) if args.kind == "autoregressive" else {}
     flow = build_nsf(2, n_layers=args.layers, bins=args.bins, bound=args.bound,
-                     hidden_units=(args.hidden, args.hidden), kind=args.kind, zero_init=args.init == "zero",
-                     init=args.made_init)
+                     hidden_units=(args.hidden, args.hidden), kind=args.kind, **start)
     model = density_model(flow)
     # EMA (with --ema): the Budget callback keeps the weights' moving average after every step
     # steps_per_execution: k training steps per call of the traced function (Keras's per-step Python cost paid

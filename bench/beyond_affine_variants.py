@@ -13,7 +13,9 @@ output layers, Glorot hidden layers), changed only by the variants, patched in f
 - ``biasonly``: Glorot kernels, only the hidden biases uniform on +-1/sqrt(fan-in), zero output layer;
 - ``zukospline``: zuko's spline parameters (logits soft-clipped by ``x / (1 + |x / log(1e-3)|)``, slopes ``exp``)
   instead of flowlab's (softmax with a minimum bin, softplus slopes);
-- ``eps8``: Adam's epsilon 1e-8 (PyTorch's) instead of Keras's 1e-7.
+- ``eps8``: Adam's epsilon 1e-8 (PyTorch's) instead of Keras's 1e-7;
+- ``mlpuniform`` (with ``--kind coupling``: the coupling NSF, whose conditioners are MLPs): the MLPs' hidden
+  kernels and biases uniform on +-1/sqrt(fan-in), drawn with NumPy (the library's ``init="uniform"`` since).
 
 ``--test`` scores the real test set instead (not used to choose anything).  Results: ``bench/beyond_affine.md``,
 session 9.  Run from the repository root::
@@ -34,13 +36,14 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import beyond_affine  # noqa: E402  (this folder's benchmark, whose flowlab side is patched below)
 
-VARIANTS = ("torchinit", "torchinit_zeroout", "biasonly", "zukospline", "eps8")
+VARIANTS = ("torchinit", "torchinit_zeroout", "biasonly", "zukospline", "eps8", "mlpuniform")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--variant", nargs="*", default=[], choices=VARIANTS)
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
+    parser.add_argument("--kind", default="autoregressive", choices=["autoregressive", "coupling"])
     parser.add_argument("--test", action="store_true", help="score the test set instead of the development set")
     parser.add_argument("--out", help="JSON file of the runs")
     options = parser.parse_args()
@@ -88,6 +91,16 @@ def main() -> None:
         if variant & {"torchinit", "biasonly"}:
             kwargs["zero_init"] = False  # the Glorot draws give the masks (nonzero entries); zeroed below
         flow = library_build(*args, **kwargs)
+        if "mlpuniform" in variant:
+            from flowlab.conditioners import MLPConditioner
+
+            rng = np.random.default_rng(2000 + seeded[0])
+            for bijector in flow.bijector.bijectors:
+                conditioner = getattr(bijector, "_conditioner", None)
+                for layer in conditioner.hidden if isinstance(conditioner, MLPConditioner) else ():
+                    limit = 1 / math.sqrt(layer.kernel.shape[0])
+                    layer.kernel.assign(rng.uniform(-limit, limit, layer.kernel.shape).astype(np.float32))
+                    layer.bias.assign(rng.uniform(-limit, limit, layer.bias.shape).astype(np.float32))
         rng = np.random.default_rng(1000 + seeded[0])
         for bijector in flow.bijector.bijectors:
             network = getattr(getattr(bijector, "_bijector_fn", None), "network", None)
@@ -112,7 +125,7 @@ def main() -> None:
         adam = tf.keras.optimizers.Adam
         tf.keras.optimizers.Adam = lambda rate, **kwargs: adam(rate, epsilon=1e-8, **kwargs)
 
-    args = argparse.Namespace(kind="autoregressive", init="zero", made_init="glorot", layers=4, hidden=64, bins=8,
+    args = argparse.Namespace(kind=options.kind, init="zero", made_init="glorot", layers=4, hidden=64, bins=8,
                               bound=5.0, batch_size=256, learning_rate=5e-3, epochs=70, cpu_budget=60.0, threads=1,
                               ema=0.99, validation=1000, steps_per_execution=1)
     beyond_affine.configure_threads(1)

@@ -203,3 +203,41 @@ def test_validate_args_refuses_non_finite_and_misshapen_inputs_at_run_time():
     with pytest.raises(tf.errors.InvalidArgumentError, match=r"does not end in the event shape of the mask, \(4,\)"):
         forward(tf.zeros([2, 3]))
     assert forward(tf.zeros([2, 4])).shape == (2, 4)
+
+
+def test_uniform_init_spreads_the_hidden_biases_and_keeps_the_identity_start():
+    """MLPConditioner(init="uniform"): PyTorch's +-1/sqrt(fan-in) kernels and biases; the output layer stays zero."""
+    import flowlab
+    from flowlab.flows import build_coupling_flow, build_nice, build_realnvp
+    from flowlab.transformers import SplineTransformer
+
+    flowlab.seed(5)
+    net = MLPConditioner(output_units=3, hidden_units=[16, 8], init="uniform")
+    shift, log_scale = net(tf.ones([4, 3]))
+    assert float(tf.reduce_max(tf.abs(shift))) == 0.0 and float(tf.reduce_max(tf.abs(log_scale))) == 0.0
+    draws = []
+    for layer, fan_in in zip(net.hidden, (3, 16)):
+        for values in (layer.kernel.numpy(), layer.bias.numpy()):
+            limit = 1 / np.sqrt(fan_in)
+            assert np.abs(values).max() <= limit and np.abs(values).max() > limit / 2
+            assert np.unique(values).size == values.size  # Keras's default biases would all be 0
+            draws.append(tuple(np.round(values.ravel()[:3] * np.sqrt(fan_in), 5)))
+    assert len(set(draws)) == len(draws)  # every tensor its own draw
+    glorot = MLPConditioner(output_units=3, hidden_units=[16, 8])
+    glorot(tf.ones([1, 3]))
+    assert all(float(tf.reduce_max(tf.abs(layer.bias))) == 0.0 for layer in glorot.hidden)
+
+    x = tf.constant(np.random.default_rng(1).normal(size=(8, 2)).astype(np.float32))
+    base = tfd.MultivariateNormalDiag(tf.zeros(2)).log_prob(x).numpy()
+    for flow in (build_coupling_flow(2, SplineTransformer(bins=4), n_layers=2, hidden_units=(8,), init="uniform"),
+                 build_realnvp(2, n_layers=2, hidden_units=(8,), init="uniform"),
+                 build_nice(2, n_layers=2, hidden_units=(8,), init="uniform")):
+        np.testing.assert_allclose(flow.log_prob(x).numpy(), base, atol=1e-5)  # still the identity at the start
+        with tf.GradientTape() as tape:
+            loss = -tf.reduce_mean(flow.log_prob(x + 1.0))
+        gradients = tape.gradient(loss, flow.trainable_variables)
+        assert all(np.all(np.isfinite(g.numpy())) for g in gradients if g is not None)
+    with pytest.raises(ValueError, match="init must be one of"):
+        MLPConditioner(output_units=2, init="he_normal")
+    with pytest.raises(ValueError, match="init must be one of"):
+        build_realnvp(2, init=None)

@@ -142,4 +142,4 @@ def test_a_bad_init_is_a_clear_error():
     with pytest.raises(ValueError, match="init must be one of"):
         build_nsf(2, n_layers=1, bins=4, hidden_units=(8,), init="he")
     with pytest.raises(ValueError, match="coupling"):
-        build_nsf(2, n_layers=1, bins=4, hidden_units=(8,), kind="coupling", init="uniform")
+        build_nsf(2, n_layers=1, bins=4, hidden_units=(8,), kind="coupling", zero_init=True)

@@ -6,6 +6,7 @@ from collections.abc import Sequence
 
 import tensorflow as tf
 
+from flowlab.conditioners.initializers import FanInUniform, check_init
 from flowlab.validation import integer
 
 __all__ = ["MLPConditioner"]
@@ -33,10 +34,14 @@ class MLPConditioner(tf.keras.layers.Layer):
       activation: the hidden layers' activation (a Keras name or callable).
       params_per_dim: the transformer's parameters per variable (2 for ``(shift, log_scale)``).
       shift_only: NICE's shift alone (``params_per_dim=1``).
+      init: the hidden layers' start, ``"glorot"`` (Keras's: zero biases) or ``"uniform"`` (PyTorch's:
+        kernels and biases on :math:`\pm 1/\sqrt{\text{fan-in}}`; random biases spread the units' bends
+        over the data, which matters when the network reads one or two variables:
+        :mod:`flowlab.conditioners.initializers`).
 
     Raises ``flowlab.validation.ArgumentError`` (a ``ValueError`` and a ``TypeError``) for an
-    ``output_units`` or ``params_per_dim`` that is not a positive integer, and ``ValueError`` when a
-    coupling layer asks for a different ``output_units`` than it was built with.
+    ``output_units`` or ``params_per_dim`` that is not a positive integer, and ``ValueError`` for an
+    unknown ``init`` or when a coupling layer asks for a different ``output_units`` than it was built with.
 
     >>> import flowlab, tensorflow as tf
     >>> net = MLPConditioner(output_units=3, hidden_units=[8])
@@ -64,19 +69,33 @@ class MLPConditioner(tf.keras.layers.Layer):
         activation: str = "relu",
         params_per_dim: int = 2,
         shift_only: bool = False,
+        init: str = "glorot",
         **kwargs,
     ) -> None:
         super().__init__(**kwargs)
+        init = check_init(init)
         output_units = integer(output_units, "output_units")
         if shift_only:
             params_per_dim = 1
         params_per_dim = integer(params_per_dim, "params_per_dim")
         self.output_units = output_units
         self.params_per_dim = params_per_dim
-        self.hidden = [tf.keras.layers.Dense(int(units), activation=activation) for units in hidden_units]
+        self.hidden = []
+        fan_in = None  # the first layer's: the input's size, known in build()
+        for units in hidden_units:
+            start = {} if init == "glorot" else {"kernel_initializer": FanInUniform(),
+                                                 "bias_initializer": FanInUniform(fan_in)}
+            self.hidden.append(tf.keras.layers.Dense(int(units), activation=activation, **start))
+            fan_in = int(units)
         self.out = tf.keras.layers.Dense(
             self.output_units * params_per_dim, kernel_initializer="zeros", bias_initializer="zeros"
         )
+
+    def build(self, input_shape: tf.TensorShape) -> None:  # noqa: D102
+        first = self.hidden[0].bias_initializer if self.hidden else None
+        if isinstance(first, FanInUniform):
+            first.fan_in = int(tf.TensorShape(input_shape)[-1])
+        super().build(input_shape)
 
     def call(self, x: tf.Tensor, output_units: int | None = None) -> tf.Tensor | tuple[tf.Tensor, ...]:
         if output_units is not None and int(output_units) != self.output_units:

@@ -24,13 +24,13 @@ Example::
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from typing import Any
 
 import tensorflow as tf
 import tensorflow_probability as tfp
 
+from flowlab.conditioners.initializers import FanInUniform, check_init
 from flowlab.flows.base import check_dims, stack
 from flowlab.transformers import AffineTransformer, Transformer, bound_log_scale
 from flowlab.validation import integer, integers
@@ -38,9 +38,6 @@ from flowlab.validation import integer, integers
 __all__ = ["BoundedMADE", "MADETransformer", "autoregressive_layer", "made_layer", "build_maf", "build_iaf"]
 
 tfd, tfb = tfp.distributions, tfp.bijectors
-
-# MADE's initialisations (MADETransformer's ``init``): TFP's, and PyTorch's nn.Linear default.
-INITS = ("glorot", "uniform")
 
 
 class BoundedMADE(tf.keras.layers.Layer):
@@ -86,13 +83,10 @@ class MADETransformer(tf.Module):
 
     ``init``: the layers' weights.  ``"glorot"`` (TFP's default): Glorot-uniform kernels, zero biases.
     ``"uniform"`` (PyTorch's ``nn.Linear`` default, zuko's): kernels and biases uniform on
-    :math:`\pm 1/\sqrt{\text{fan-in}}`.  The biases are what matter in low dimensions: a hidden unit
-    :math:`\mathrm{ReLU}(w^\top x_{<i} + b)` with :math:`b = 0` bends on a hyperplane through the origin,
-    and in two dimensions (where the hidden units see :math:`x_1` alone) every unit of the first layer is
-    then :math:`\mathrm{ReLU}(\pm |w| x_1)`: two functions, all bent at :math:`x_1 = 0`.  Random biases
-    spread the bends over the data from the first step.  On two moons a 4-layer spline MADE flow with
-    ``zero_init=True`` scored 0.317-0.322 test nats over 5 seeds with ``init="uniform"`` against
-    0.321-0.335 with Glorot (true density 0.300; ``bench/beyond_affine.md``).  The masks are kept.
+    :math:`\pm 1/\sqrt{\text{fan-in}}` (:mod:`flowlab.conditioners.initializers` says why the biases
+    matter in low dimensions).  On two moons a 4-layer spline MADE flow with ``zero_init=True`` scored
+    0.317-0.322 test nats over 5 seeds with ``init="uniform"`` against 0.321-0.335 with Glorot (true
+    density 0.300; ``bench/beyond_affine.md``).  The masks are kept.
     """
 
     def __init__(self, dims: int, transformer: Transformer, hidden_units: Sequence[int] = (128, 128),
@@ -102,8 +96,7 @@ class MADETransformer(tf.Module):
         if not (callable(transformer) and isinstance(getattr(transformer, "params_per_dim", None), int)):
             raise TypeError("the transformer must be a flowlab.transformers.Transformer, "
                             f"got {type(transformer).__name__}")
-        if init not in INITS:
-            raise ValueError(f"init must be one of {INITS}, got {init!r}")
+        init = check_init(init)
         self.transformer = transformer
         self.network = tfb.AutoregressiveNetwork(
             params=transformer.params_per_dim, event_shape=[integer(dims, "dims")],
@@ -113,22 +106,14 @@ class MADETransformer(tf.Module):
         self.network.build([None, dims])
         variables = self.network.trainable_variables  # kernel, bias, kernel, bias, ...: one pair per layer
         if init == "uniform":
-            # Drawn here, layer by layer, not through AutoregressiveNetwork's kernel_initializer: TFP would call
-            # one initializer for every layer, and an unseeded Keras initializer repeats its draws (correlated
-            # layers).  A bias initializer would not know its layer's fan-in.  The kernel's constraint is
-            # MADE's mask.
+            # Drawn here, layer by layer: AutoregressiveNetwork takes one bias initializer for every layer, which
+            # cannot know each layer's fan-in.  The kernel's constraint is MADE's mask.
             for kernel, bias in zip(variables[0::2], variables[1::2]):
-                limit = 1.0 / math.sqrt(kernel.shape[0])
-                kernel.assign(kernel.constraint(self._uniform(limit, kernel)))
-                bias.assign(self._uniform(limit, bias))
+                kernel.assign(kernel.constraint(FanInUniform()(kernel.shape, kernel.dtype)))
+                bias.assign(FanInUniform(kernel.shape[0])(bias.shape, bias.dtype))
         if zero_init:
             for variable in variables[-2:]:  # the output layer's kernel and bias
                 variable.assign(tf.zeros_like(variable))  # (zeros keep MADE's mask: TFP masks by zeroing)
-
-    @staticmethod
-    def _uniform(limit: float, variable: tf.Variable) -> tf.Tensor:
-        # a new initializer per draw: each takes its own seed from the global one (flowlab.seed)
-        return tf.keras.initializers.RandomUniform(-limit, limit)(variable.shape, dtype=variable.dtype)
 
     def __call__(self, x: tf.Tensor, **kwargs) -> tfb.Bijector:
         return self.transformer(self.network(x))
@@ -209,7 +194,6 @@ def build_autoregressive(
         TypeError: ``transformer`` is not a :class:`flowlab.transformers.Transformer`.
         ValueError: an unknown ``init``.
 
-
     >>> import flowlab
     >>> from flowlab.transformers import SplineTransformer
     >>> flow = build_autoregressive(2, SplineTransformer(bins=4), n_layers=1, hidden_units=(8,))
@@ -220,8 +204,7 @@ def build_autoregressive(
     """
     dims = check_dims(dims, 2, "an inverse autoregressive flow" if invert else "an autoregressive flow")
     hidden_units = integers(hidden_units, "hidden_units")
-    if init not in INITS:  # before any layer is built
-        raise ValueError(f"init must be one of {INITS}, got {init!r}")
+    init = check_init(init)  # before any layer is built
 
     def layer(i: int) -> tfb.Bijector:
         made = autoregressive_layer(dims, transformer, hidden_units, activation, zero_init=zero_init, init=init)

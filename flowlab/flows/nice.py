@@ -42,11 +42,13 @@ def build_nice(
     activation: str = "relu",
     scaling: bool = True,
     dtype: Any = tf.float32,
+    init: str = "glorot",
 ) -> tfd.TransformedDistribution:
     """NICE over ``dims``-vectors: ``n_layers`` additive couplings (each followed by a reversal), then a scaling.
 
     ``scaling=False`` leaves the flow volume preserving (log-det 0 everywhere).  ``dtype``: float32
-    (default) or float64.
+    (default) or float64.  ``init``: the conditioners' hidden layers, ``"glorot"`` or ``"uniform"``
+    (:func:`~flowlab.flows.realnvp.build_coupling_flow`).
 
     Raises:
         flowlab.validation.ArgumentError: ``dims`` below 2, a bad ``n_layers``, ``hidden_units`` or ``dtype``.
@@ -65,4 +67,4 @@ def build_nice(
         return tfb.Scale(log_scale=log_scale, name="scaling")
 
     return build_coupling_flow(dims, AdditiveTransformer(), n_layers, hidden_units, activation, name="NICE",
-                               last=scale if scaling else None, dtype=dtype)
+                               last=scale if scaling else None, dtype=dtype, init=init)

@@ -54,16 +54,16 @@ def build_nsf(
     identity outside).  ``dtype``: float32 (default) or float64.  ``zero_init=True``: the MADE
     networks' output layers start at zero, so every layer, and the flow, starts as the identity
     (coupling layers always do); the default keeps TFP's Glorot start, a random monotone map.
-    ``init``: the MADE networks' weights, ``"glorot"`` (TFP's: zero biases) or ``"uniform"``
-    (PyTorch's and zuko's: random biases spread the hidden units' bends over the data,
-    :class:`~flowlab.flows.maf.MADETransformer`).  On two moons ``zero_init=True, init="uniform"``
+    ``init``: the conditioners' hidden weights (MADE or MLP), ``"glorot"`` (TFP's and Keras's: zero
+    biases) or ``"uniform"`` (PyTorch's and zuko's: random biases spread the hidden units' bends over
+    the data, :mod:`flowlab.conditioners.initializers`).  On two moons ``zero_init=True, init="uniform"``
     scored 0.317-0.322 test nats on 5 of 5 seeds (true density 0.300; Glorot: 0.321-0.335,
     ``bench/beyond_affine.md``); the defaults keep lab 02's flow as its text describes it.
 
     Raises:
         flowlab.validation.ArgumentError: ``dims`` below 2, ``bins`` below 2, a bad ``n_layers``,
             ``hidden_units`` or ``dtype``.
-        ValueError: an unknown ``kind`` or ``init``, or ``zero_init`` / ``init`` given to a coupling NSF.
+        ValueError: an unknown ``kind`` or ``init``, or ``zero_init=True`` given to a coupling NSF.
 
     >>> import flowlab
     >>> flow = build_nsf(2, n_layers=1, bins=4, hidden_units=(8,), kind="coupling")
@@ -76,11 +76,11 @@ def build_nsf(
     if kind not in KINDS:
         raise ValueError(f"kind must be one of {KINDS}, got {kind!r}")
     spline = SplineTransformer(integer(bins, "bins", minimum=2), bound)
-    if kind == "coupling" and (zero_init or init != "glorot"):
-        raise ValueError(f"zero_init and init set a MADE network's start (kind='autoregressive'); a coupling NSF "
-                         f"starts as the identity already, got kind='coupling' with zero_init={zero_init!r}, "
-                         f"init={init!r}")
+    if kind == "coupling" and zero_init:
+        raise ValueError("zero_init=True starts a MADE's output layer at zero (kind='autoregressive'); a coupling "
+                         "NSF's output layers always start at zero, so it starts as the identity already")
     if kind == "coupling":
-        return build_coupling_flow(dims, spline, n_layers, hidden_units, activation, name="NSF", dtype=dtype)
+        return build_coupling_flow(dims, spline, n_layers, hidden_units, activation, name="NSF", dtype=dtype,
+                                   init=init)
     return build_autoregressive(dims, spline, n_layers, hidden_units, activation, name="NSF", dtype=dtype,
                                 zero_init=zero_init, init=init)

@@ -29,6 +29,7 @@ import tensorflow as tf
 import tensorflow_probability as tfp
 
 from flowlab.bijectors.coupling import Coupling
+from flowlab.conditioners.initializers import check_init
 from flowlab.conditioners.mlp import MLPConditioner
 from flowlab.flows.base import check_dims, stack
 from flowlab.transformers import AffineTransformer, Transformer
@@ -54,11 +55,14 @@ def build_coupling_flow(
     between=None,
     last: Any = None,
     dtype: Any = tf.float32,
+    init: str = "glorot",
 ) -> tfd.TransformedDistribution:
     """``n_layers`` couplings with ``transformer`` over ``dims``-vectors, each followed by a reversal.
 
     ``between`` and ``last``: see :func:`flowlab.flows.base.stack` (batch normalisation between
-    layers, a final scaling).  ``dtype``: float32 (default) or float64.
+    layers, a final scaling).  ``dtype``: float32 (default) or float64.  ``init``: the conditioners'
+    hidden layers, ``"glorot"`` or ``"uniform"`` (:class:`~flowlab.conditioners.MLPConditioner`); every
+    layer starts as the identity either way (zero output layers).
 
     >>> import flowlab
     >>> from flowlab.transformers import SplineTransformer
@@ -68,10 +72,11 @@ def build_coupling_flow(
     """
     dims = check_dims(dims, 2, "a coupling flow")
     hidden_units = integers(hidden_units, "hidden_units")
+    init = check_init(init)
     mask = half_mask(dims)
 
     def layer(i: int) -> tfb.Bijector:
-        net = MLPConditioner(dims, hidden_units, activation, params_per_dim=transformer.params_per_dim)
+        net = MLPConditioner(dims, hidden_units, activation, params_per_dim=transformer.params_per_dim, init=init)
         return Coupling(mask, net, transformer, name=f"coupling{i}")
 
     return stack(layer, n_layers, dims, name, between=between, last=last, dtype=dtype)
@@ -84,8 +89,11 @@ def build_realnvp(
     activation: str = "relu",
     log_scale_bound: float = 3.0,
     dtype: Any = tf.float32,
+    init: str = "glorot",
 ) -> tfd.TransformedDistribution:
     """A RealNVP over ``dims``-vectors: ``n_layers`` affine couplings, each followed by a reversal.
+
+    ``init``: the conditioners' hidden layers, ``"glorot"`` or ``"uniform"`` (:func:`build_coupling_flow`).
 
     Raises:
         flowlab.validation.ArgumentError: ``dims`` below 2, a bad ``n_layers``, ``hidden_units`` or ``dtype``.
@@ -97,4 +105,4 @@ def build_realnvp(
     """
     dims = check_dims(dims, 2, "RealNVP")
     return build_coupling_flow(dims, AffineTransformer(log_scale_bound), n_layers, hidden_units, activation,
-                               name="RealNVP", dtype=dtype)
+                               name="RealNVP", dtype=dtype, init=init)
