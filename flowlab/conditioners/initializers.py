@@ -54,7 +54,9 @@ class FanInUniform(tf.keras.initializers.Initializer):
         if not fan_in:
             raise ValueError(f"FanInUniform needs the layer's fan-in for a tensor of shape {list(shape)}")
         limit = 1.0 / math.sqrt(int(fan_in))
-        return tf.random.uniform(shape, -limit, limit, dtype=dtype or tf.float32)
+        # a new Keras initializer per call: each takes its own seed from the global one (one instance reused
+        # would repeat its draws)
+        return tf.keras.initializers.RandomUniform(-limit, limit)(shape, dtype=dtype or tf.float32)
 
     def get_config(self) -> dict[str, Any]:  # noqa: D102
         return {"fan_in": self.fan_in}
