@@ -65,7 +65,7 @@ class Budget:
         class _Budget(tf.keras.callbacks.Callback):
             def __init__(self, flow, x_val, peak, epochs, cpu_budget, ema):
                 super().__init__()
-                self.flow, self.peak, self.epochs, self.cpu_budget, self.ema = flow, peak, epochs, cpu_budget, ema
+                self.flow, self.peak, self.epochs, self.cpu_budget = flow, peak, epochs, cpu_budget
                 # x_val None (--validation 0): no per-epoch scoring, the last epoch's weights are kept
                 self.x_val = tf.constant(x_val) if x_val is not None else None
                 self.val_nll = tf.function(lambda x: -tf.reduce_mean(flow.log_prob(x)))
@@ -80,7 +80,7 @@ class Budget:
                 # inside the epoch's CPU time either way, as zuko's is inside its step timer.
                 self.average = WeightAverage(ema, validate_average=False, apply_at_end=False) if ema else None
                 self.curve = {"raw": [], "ema": []}
-                self.epoch_cpu, self.first_epoch_cpu, self.epochs_run = [], None, 0
+                self.epoch_cpu, self.epochs_run = [], 0
                 self.last_raw = None  # without validation: the trained weights at the end of the last epoch
 
             def on_train_begin(self, logs=None):

@@ -390,17 +390,10 @@ class WeightAverage(tf.keras.callbacks.Callback):
         self._average = tuple(tf.Variable(v.read_value(), trainable=False, name="weight_average")
                               for v in variables)
         self._trained = None
-        average = self._average
-
         # One graph for all the variables: a Python loop of assigns would dispatch one eager op per variable
         # after every batch.  The momentum is an argument so that the warm-up below can run the graph with
         # momentum 1, which leaves the average exactly as it is.
-        @tf.function
-        def update(momentum: tf.Tensor) -> None:
-            for a, v in zip(average, variables):
-                a.assign(tf.cast(momentum, a.dtype) * a + tf.cast(1.0 - momentum, a.dtype) * v)
-
-        self._update = update
+        update = self._update = tf.function(self._blend)
         # Tracing and the graph's first run (optimisation, placement) take tens of milliseconds: paid here rather
         # than in the first batch's hook, which Keras's timing check would then report as a slow callback.
         update(tf.constant(1.0, tf.float64))
@@ -412,16 +405,25 @@ class WeightAverage(tf.keras.callbacks.Callback):
                                "block would throw that training away; call apply() first to train on from the average")
         self._restore_after_interrupted_validation()
         variables = tuple(self.model.trainable_variables)
-        if self._average is None or [id(v) for v in variables] != [id(v) for v in self._variables]:
+        if self._averages_other_weights(variables):
             self._start(variables)
         self._in_fit = True
+
+    def _averages_other_weights(self, variables: tuple[tf.Variable, ...]) -> bool:
+        """No average yet, or one of other variables than ``variables`` (another model, or rebuilt)."""
+        return self._average is None or [id(v) for v in variables] != [id(v) for v in self._variables]
+
+    def _blend(self, momentum: Any) -> None:
+        """``average = momentum * average + (1 - momentum) * weights``, for every variable."""
+        for a, v in zip(self._average, self._variables):
+            a.assign(tf.cast(momentum, a.dtype) * a + tf.cast(1.0 - momentum, a.dtype) * v)
 
     def attach(self, model: tf.keras.Model) -> bool:
         """Called by :meth:`DensityModel.fit` before Keras traces the training step, which then calls
         :meth:`update_in_step` after each step; returns whether the average was (re)started, i.e. whether a
         step traced before has to be traced again."""
         variables = tuple(model.trainable_variables)
-        restart = self._average is None or [id(v) for v in variables] != [id(v) for v in self._variables]
+        restart = self._averages_other_weights(variables)
         if restart and self._swapped_by is None:  # inside swapped(), on_train_begin refuses the fit
             self._start(variables)
         self._in_step = True
@@ -433,8 +435,7 @@ class WeightAverage(tf.keras.callbacks.Callback):
 
     def update_in_step(self) -> None:
         """The update, inside a traced training step (after the optimizer and the constraints)."""
-        for a, v in zip(self._average, self._variables):
-            a.assign(tf.cast(self.momentum, a.dtype) * a + tf.cast(1.0 - self.momentum, a.dtype) * v)
+        self._blend(self.momentum)
 
     def on_train_batch_end(self, batch: int, logs: dict | None = None) -> None:
         if not self._in_step:  # any other Keras model: after each batch (every k steps with steps_per_execution=k)

@@ -93,11 +93,14 @@ def _bijectors(bijector: tfb.Bijector) -> Iterator[tfb.Bijector]:
         yield from _bijectors(bijector.bijector)
 
 
-def _flow_bijector(flow: Any) -> tfb.Bijector:
+def _flow_bijector(flow: Any, required: bool = True) -> tfb.Bijector | None:
+    """``flow`` itself if a bijector, else its ``bijector``; ``None`` or a ``TypeError`` (``required``) if neither."""
     bijector = flow if isinstance(flow, tfb.Bijector) else getattr(flow, "bijector", None)
-    if not isinstance(bijector, tfb.Bijector):
+    if isinstance(bijector, tfb.Bijector):
+        return bijector
+    if required:
         raise TypeError(f"expected a flow (a TransformedDistribution) or a bijector, got {type(flow).__name__}")
-    return bijector
+    return None
 
 
 def batch_normalizations(flow: Any) -> list[tfb.BatchNormalization]:
@@ -137,8 +140,8 @@ def evaluation_mode(flow: Any) -> Iterator[list[tfb.BatchNormalization]]:
     ``evaluate``) inside this block. The mode is read when a call is traced, so a ``tf.function`` traced
     inside keeps evaluation mode. A flow without normalisations (or any other distribution) is left alone.
     """
-    bijector = flow if isinstance(flow, tfb.Bijector) else getattr(flow, "bijector", None)
-    norms = batch_normalizations(bijector) if isinstance(bijector, tfb.Bijector) else []
+    bijector = _flow_bijector(flow, required=False)
+    norms = batch_normalizations(bijector) if bijector is not None else []
     if not norms:
         yield norms
         return

@@ -204,7 +204,6 @@ def build_autoregressive(
     """
     dims = check_dims(dims, 2, "an inverse autoregressive flow" if invert else "an autoregressive flow")
     hidden_units = integers(hidden_units, "hidden_units")
-    init = check_init(init)  # before any layer is built
 
     def layer(i: int) -> tfb.Bijector:
         made = autoregressive_layer(dims, transformer, hidden_units, activation, zero_init=zero_init, init=init)

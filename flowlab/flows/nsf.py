@@ -76,10 +76,10 @@ def build_nsf(
     if kind not in KINDS:
         raise ValueError(f"kind must be one of {KINDS}, got {kind!r}")
     spline = SplineTransformer(integer(bins, "bins", minimum=2), bound)
-    if kind == "coupling" and zero_init:
-        raise ValueError("zero_init=True starts a MADE's output layer at zero (kind='autoregressive'); a coupling "
-                         "NSF's output layers always start at zero, so it starts as the identity already")
     if kind == "coupling":
+        if zero_init:
+            raise ValueError("zero_init=True starts a MADE's output layer at zero (kind='autoregressive'); a "
+                             "coupling NSF's output layers always start at zero, so it starts as the identity already")
         return build_coupling_flow(dims, spline, n_layers, hidden_units, activation, name="NSF", dtype=dtype,
                                    init=init)
     return build_autoregressive(dims, spline, n_layers, hidden_units, activation, name="NSF", dtype=dtype,

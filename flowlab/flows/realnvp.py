@@ -29,7 +29,6 @@ import tensorflow as tf
 import tensorflow_probability as tfp
 
 from flowlab.bijectors.coupling import Coupling
-from flowlab.conditioners.initializers import check_init
 from flowlab.conditioners.mlp import MLPConditioner
 from flowlab.flows.base import check_dims, stack
 from flowlab.transformers import AffineTransformer, Transformer
@@ -72,7 +71,6 @@ def build_coupling_flow(
     """
     dims = check_dims(dims, 2, "a coupling flow")
     hidden_units = integers(hidden_units, "hidden_units")
-    init = check_init(init)
     mask = half_mask(dims)
 
     def layer(i: int) -> tfb.Bijector:
